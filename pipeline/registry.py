@@ -1,0 +1,230 @@
+"""The model registry: build a network from its manifest, verify its weights, cache it.
+
+Models are loaded once per process and shared between threads (`ModelRegistry` instances
+over the same directory share one cache). Each loaded model carries a tf.function with a
+fixed input signature, traced on first use or by `warm_up`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import networks, weights
+from pipeline.directions import PAIRS, Direction, Pair
+from pipeline.errors import ModelError
+from pipeline.manifests import (
+    CYCLEGAN,
+    MAKE_MODELS_HINT,
+    RDN,
+    Manifest,
+    default_rdn,
+    read_manifests,
+    sha256_file,
+    write_manifest,
+)
+
+#: Small architectures for tests, the CLI's --random-weights and development installs.
+TINY_GENERATOR = {"ngf": 8, "n_blocks": 2}
+TINY_RDN = {"C": 2, "D": 2, "G": 8, "G0": 8, "x": 2}
+
+
+@dataclass
+class LoadedModel:
+    """A ready network: its manifest, the Keras model and a traced inference function."""
+
+    manifest: Manifest
+    network: object
+    infer: object
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer(tf.convert_to_tensor(batch, tf.float32)).numpy()
+
+    def warm_up(self) -> None:
+        size = self.manifest.input_size
+        self(np.zeros((1, size, size, 3), np.float32))
+
+    @property
+    def facts(self) -> dict:
+        """What a result's metadata records about the model that made it."""
+        m = self.manifest
+        return {"name": m.name, "kind": m.kind, "sha256": m.weights_sha256, "trained": m.trained}
+
+
+_cache: dict[tuple, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def build_network(manifest: Manifest):
+    """An untrained Keras model with the manifest's architecture."""
+    if manifest.kind == CYCLEGAN:
+        return networks.resnet_generator(**manifest.architecture)
+    if manifest.kind == RDN:
+        return networks.rdn(**manifest.architecture)
+    raise ModelError(f"model {manifest.name!r} has unknown kind {manifest.kind!r}")
+
+
+def _load(manifest: Manifest, group: str | None) -> LoadedModel:
+    path = manifest.weights_path
+    if not path.is_file():
+        raise ModelError(f"weights file {path} for model {manifest.name!r} is missing; {MAKE_MODELS_HINT}")
+    actual = sha256_file(path)
+    if actual != manifest.weights_sha256:
+        raise ModelError(
+            f"weights file {path} has sha256 {actual[:12]}…, its manifest says "
+            f"{manifest.weights_sha256[:12]}…: the file is damaged or not the one the manifest describes"
+        )
+    network = build_network(manifest)
+    weights.load_weights(path, network, group)
+    size = manifest.input_size
+    spec = tf.TensorSpec([None, size, size, 3], tf.float32)
+    infer = tf.function(lambda x: network(x, training=False), input_signature=[spec])
+    return LoadedModel(manifest, network, infer)
+
+
+class ModelRegistry:
+    """The models in one directory: which are installed (from manifests) and loaded ones."""
+
+    def __init__(self, model_dir: Path | str, rdn_name: str | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.rdn_name = rdn_name
+
+    def manifests(self) -> dict[str, Manifest]:
+        return read_manifests(self.model_dir)
+
+    def _get(self, manifest: Manifest, group: str | None) -> LoadedModel:
+        key = (str(manifest.weights_path.resolve()), manifest.weights_sha256, group)
+        with _cache_lock:
+            if key not in _cache:
+                _cache[key] = _load(manifest, group)
+            return _cache[key]
+
+    def generator(self, direction: Direction | str) -> LoadedModel:
+        """The generator that translates `direction` (loaded once per process)."""
+        direction = Direction.parse(direction)
+        manifest = self.manifests().get(direction.model_name)
+        if manifest is None or direction.value not in manifest.directions:
+            raise ModelError(
+                f"no model for {direction.value}: {self.model_dir / (direction.model_name + '.json')} "
+                f"is missing; {MAKE_MODELS_HINT}"
+            )
+        return self._get(manifest, direction.generator)
+
+    def rdn(self) -> LoadedModel:
+        """The enhancer (RDN) this registry serves: `rdn_name`, or the one installed."""
+        manifest = default_rdn(self.manifests(), self.rdn_name)
+        if manifest is None:
+            wanted = f"RDN model {self.rdn_name!r}" if self.rdn_name else "an RDN model"
+            raise ModelError(f"{wanted} is not installed in {self.model_dir}; {MAKE_MODELS_HINT}")
+        return self._get(manifest, None)
+
+    def warm_up(self, directions: list[Direction] | None = None, enhance: bool = True) -> None:
+        """Load and trace every model a worker will need, so no job pays for it."""
+        for direction in directions or list(Direction):
+            self.generator(direction).warm_up()
+        if enhance:
+            self.rdn().warm_up()
+
+
+def export_cyclegan(
+    model_dir: Path,
+    pair: Pair,
+    generator_a2b,
+    generator_b2a,
+    architecture: dict,
+    *,
+    input_size: int = 256,
+    dtype: str = "float32",
+    trained: bool = True,
+    provenance: dict | None = None,
+    metrics: dict | None = None,
+) -> Manifest:
+    """Write a pair's two generators and their manifest into `model_dir`."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    weights_file = f"{pair.model_name}.h5"
+    weights.save_weights(model_dir / weights_file, {"a2b": generator_a2b, "b2a": generator_b2a}, dtype)
+    directions = [d.value for d in Direction if d.pair == pair]
+    return _write(model_dir, pair.model_name, CYCLEGAN, directions, architecture, weights_file,
+                  input_size, dtype, trained, provenance, metrics)
+
+
+def export_rdn(
+    model_dir: Path,
+    network,
+    architecture: dict,
+    *,
+    name: str = "rdn",
+    input_size: int = 256,
+    dtype: str = "float32",
+    trained: bool = True,
+    provenance: dict | None = None,
+    metrics: dict | None = None,
+) -> Manifest:
+    """Write an RDN in ISR's weight layout and its manifest into `model_dir`."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    weights_file = f"{name}.hdf5"
+    weights.save_weights(model_dir / weights_file, {None: network}, dtype)
+    directions = [d.value for d in Direction]
+    return _write(model_dir, name, RDN, directions, architecture, weights_file,
+                  input_size, dtype, trained, provenance, metrics)
+
+
+def _write(model_dir, name, kind, directions, architecture, weights_file, input_size, dtype,
+           trained, provenance, metrics) -> Manifest:
+    manifest = Manifest(
+        name=name,
+        kind=kind,
+        directions=directions,
+        architecture=dict(architecture),
+        weights_file=weights_file,
+        weights_sha256=sha256_file(model_dir / weights_file),
+        input_size=input_size,
+        weights_dtype=dtype,
+        trained=trained,
+        provenance=provenance or {},
+        metrics=metrics or {},
+    )
+    write_manifest(manifest, model_dir)
+    return manifest
+
+
+def write_random_models(
+    model_dir: Path | str,
+    generator: dict | None = None,
+    rdn_architecture: dict | None = None,
+    seed: int = 0,
+) -> list[Manifest]:
+    """Write untrained models for all three pairs and an RDN (manifests say `trained: false`)."""
+    generator = generator or TINY_GENERATOR
+    rdn_architecture = rdn_architecture or TINY_RDN
+    tf.keras.utils.set_random_seed(seed)
+    provenance = {"recipe": "random initialisation (untrained)", "seed": seed}
+    manifests = [
+        export_cyclegan(
+            Path(model_dir), pair,
+            networks.resnet_generator(**generator, name="a2b"),
+            networks.resnet_generator(**generator, name="b2a"),
+            generator, trained=False, provenance=provenance,
+        )
+        for pair in PAIRS
+    ]
+    manifests.append(
+        export_rdn(Path(model_dir), networks.rdn(**rdn_architecture), rdn_architecture,
+                   trained=False, provenance=provenance)
+    )
+    return manifests
+
+
+def random_registry(generator: dict | None = None, rdn_architecture: dict | None = None,
+                    seed: int = 0) -> ModelRegistry:
+    """A registry over freshly written untrained models in a temporary directory."""
+    model_dir = Path(tempfile.mkdtemp(prefix="seasons-random-models-"))
+    write_random_models(model_dir, generator, rdn_architecture, seed)
+    return ModelRegistry(model_dir)

@@ -1,0 +1,131 @@
+"""`translate()`: one uploaded photo → the translated, enhanced result, with stage timings.
+
+Stages: decode → crop_resize → generator → rdn → encode. Pure: no web, queue or database;
+callers learn of stage changes through `on_stage`. Thread-safe: the only shared state is
+the registry's model cache.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from pipeline.crop import MODEL_INPUT_SIZE, CropBox, crop_and_resize
+from pipeline.directions import Direction
+from pipeline.intake import IntakeLimits, open_photo
+from pipeline.options import FORMATS, TranslateOptions
+from pipeline.registry import ModelRegistry
+
+STAGES = ("decode", "crop_resize", "generator", "rdn", "encode")
+@dataclass
+class TranslateResult:
+    """The encoded result and what made it."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    metadata: dict = field(default_factory=dict)
+
+
+class _StageClock:
+    """Times consecutive stages in milliseconds and reports each start."""
+
+    def __init__(self, on_stage: Callable[[str], None] | None) -> None:
+        self.on_stage = on_stage
+        self.timings_ms: dict[str, float] = {}
+        self._stage: str | None = None
+        self._start = 0.0
+
+    def start(self, stage: str) -> None:
+        self.stop()
+        if self.on_stage:
+            self.on_stage(stage)
+        self._stage, self._start = stage, time.perf_counter()
+
+    def stop(self) -> None:
+        if self._stage:
+            self.timings_ms[self._stage] = round((time.perf_counter() - self._start) * 1000, 2)
+            self._stage = None
+
+
+def _to_batch(image: Image.Image) -> np.ndarray:
+    return (np.asarray(image, np.float32) / 127.5 - 1.0)[None]
+
+
+def _encode(pixels: np.ndarray, file_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.fromarray(pixels)
+    if file_format == "png":
+        image.save(buffer, "PNG", compress_level=3)
+    elif file_format == "jpeg":
+        image.save(buffer, "JPEG", quality=92, subsampling=0)
+    else:
+        image.save(buffer, "WEBP", quality=90, method=4)
+    return buffer.getvalue()
+
+
+def translate(
+    data: bytes,
+    direction: Direction | str,
+    crop: CropBox | None = None,
+    options: TranslateOptions | None = None,
+    *,
+    registry: ModelRegistry,
+    limits: IntakeLimits | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> TranslateResult:
+    """Translate the photo in `data` into `direction`'s target domain.
+
+    Raises `InputError` for bad input (before any model runs) and `ModelError` when a model
+    is missing or damaged.
+    """
+    direction = Direction.parse(direction)
+    options = options or TranslateOptions()
+    generator = registry.generator(direction)
+    enhancer = registry.rdn() if options.enhance else None
+    clock = _StageClock(on_stage)
+
+    clock.start("decode")
+    photo = open_photo(data, limits)
+    box = (crop or CropBox.centered(photo.width, photo.height)).validate(photo.width, photo.height)
+
+    clock.start("crop_resize")
+    model_input = crop_and_resize(photo.image, box, MODEL_INPUT_SIZE)
+
+    clock.start("generator")
+    translated = generator(_to_batch(model_input))  # [-1, 1]
+
+    if enhancer is not None:
+        clock.start("rdn")
+        enhanced = enhancer((translated + 1.0) / 2.0)[0]  # ISR works in [0, 1]
+        pixels = np.clip(np.rint(enhanced * 255.0), 0, 255).astype(np.uint8)
+    else:
+        pixels = np.clip(np.rint((translated[0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    clock.start("encode")
+    if pixels.shape[0] != options.size:
+        resized = Image.fromarray(pixels).resize((options.size, options.size), Image.Resampling.LANCZOS)
+        pixels = np.asarray(resized)
+    encoded = _encode(pixels, options.format)
+    clock.stop()
+
+    models = [generator.facts] + ([enhancer.facts] if enhancer else [])
+    untrained = [m["name"] for m in models if not m["trained"]]
+    metadata = {
+        "direction": direction.value,
+        "crop": box.as_tuple(),
+        "source": {"width": photo.width, "height": photo.height, "format": photo.format},
+        "options": {"enhance": options.enhance, "size": options.size, "format": options.format},
+        "models": models,
+        "untrained": bool(untrained),
+        "timings_ms": clock.timings_ms,
+    }
+    if untrained:
+        metadata["warning"] = f"made with untrained weights ({', '.join(untrained)}): not a real translation"
+    return TranslateResult(encoded, FORMATS[options.format], options.size, options.size, metadata)
