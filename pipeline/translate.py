@@ -31,6 +31,7 @@ class TranslateResult:
     width: int
     height: int
     metadata: dict = field(default_factory=dict)
+    before: bytes | None = None
 
 
 class _StageClock:
@@ -79,11 +80,13 @@ def translate(
     registry: ModelRegistry,
     limits: IntakeLimits | None = None,
     on_stage: Callable[[str], None] | None = None,
+    include_before: bool = False,
 ) -> TranslateResult:
     """Translate the photo in `data` into `direction`'s target domain.
 
     Raises `InputError` for bad input (before any model runs) and `ModelError` when a model
-    is missing or damaged.
+    is missing or damaged. With `include_before`, the result also carries the cropped input
+    at the output size in the same format, for before/after views.
     """
     direction = Direction.parse(direction)
     options = options or TranslateOptions()
@@ -113,6 +116,9 @@ def translate(
         resized = Image.fromarray(pixels).resize((options.size, options.size), Image.Resampling.LANCZOS)
         pixels = np.asarray(resized)
     encoded = _encode(pixels, options.format)
+    before = None
+    if include_before:
+        before = _encode(np.asarray(crop_and_resize(photo.image, box, options.size)), options.format)
     clock.stop()
 
     models = [generator.facts] + ([enhancer.facts] if enhancer else [])
@@ -128,4 +134,4 @@ def translate(
     }
     if untrained:
         metadata["warning"] = f"made with untrained weights ({', '.join(untrained)}): not a real translation"
-    return TranslateResult(encoded, FORMATS[options.format], options.size, options.size, metadata)
+    return TranslateResult(encoded, FORMATS[options.format], options.size, options.size, metadata, before)
