@@ -34,8 +34,6 @@ def _format_for(path: Path, requested: str | None) -> str:
 
 
 def cmd_translate(args) -> int:
-    from pipeline.registry import TINY_GENERATOR, ModelRegistry, random_registry
-
     options = TranslateOptions(enhance=not args.no_rdn, size=args.size,
                                format=_format_for(args.output, args.format))
     crop = CropBox.parse(args.crop) if args.crop else None
@@ -46,15 +44,16 @@ def cmd_translate(args) -> int:
     except OSError as exc:
         raise InputError(InputErrorCode.NOT_AN_IMAGE, f"cannot read {args.input}: {exc.strerror}") from None
     open_photo(data, limits)  # refuse bad input before TensorFlow and the models load
+
+    from pipeline.registry import TINY_GENERATOR, ModelRegistry, random_registry
+    from pipeline.translate import translate
+
     if args.random_weights:
         print(f"warning: using randomly initialised models ({TINY_GENERATOR}); "
               "the result is not a real translation", file=sys.stderr)
         registry = random_registry()
     else:
         registry = ModelRegistry(_model_dir(args), rdn_name=args.rdn)
-
-    from pipeline.translate import translate
-
     result = translate(data, direction, crop, options, registry=registry, limits=limits)
     args.output.write_bytes(result.data)
     print(json.dumps({"output": str(args.output), **result.metadata}, indent=2))

@@ -69,12 +69,32 @@ class Photo:
 
 
 def _megabytes(n: int) -> str:
+    """A byte count as people say it: 30.2 MB, 25 MB, 12 kB."""
+    if n < 1_000_000:
+        return f"{max(n // 1000, 1)} kB"
     return f"{n / 1_000_000:.1f} MB".replace(".0 MB", " MB")
 
 
 def _megapixels(n: int) -> str:
     mp = n / 1_000_000
     return f"{mp:.0f} MP" if mp >= 10 else f"{mp:.1f} MP".replace(".0 MP", " MP")
+
+
+_PHOTO_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _sniff_photo(data: bytes) -> str | None:
+    """The photo format whose signature `data` starts with, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _PHOTO_MAGIC if data.startswith(magic)), None)
 
 
 def _sniff_non_photo(data: bytes) -> str | None:
@@ -101,6 +121,11 @@ def _open_header(data: bytes, limits: IntakeLimits) -> Image.Image:
             f"image is {_megapixels(pixels)}, the limit is {_megapixels(limits.max_pixels)}",
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        signature = _sniff_photo(data)
+        if signature:
+            raise InputError(
+                InputErrorCode.CORRUPT, f"the {signature} file is damaged or truncated"
+            ) from None
         what = _sniff_non_photo(data)
         detail = f"this is {what}, not a photo" if what else "not an image"
         raise InputError(InputErrorCode.NOT_AN_IMAGE, detail) from None

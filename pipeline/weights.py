@@ -30,9 +30,9 @@ def write_tree(group: h5py.Group, model, dtype: str = "float32") -> None:
             name = f"{layer.name}/{variable.name}:0"
             layer_group.create_dataset(name, data=np.asarray(variable.numpy(), dtype=dtype))
             names.append(name.encode())
-        layer_group.attrs["weight_names"] = names
+        layer_group.attrs["weight_names"] = np.array(names, dtype="S")
         layer_names.append(layer.name.encode())
-    group.attrs["layer_names"] = layer_names
+    group.attrs["layer_names"] = np.array(layer_names, dtype="S")
     group.attrs["backend"] = b"tensorflow"
     group.attrs["keras_version"] = b"2.2.4"
 

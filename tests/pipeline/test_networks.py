@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from pipeline import networks
+
+
+def test_generator_matches_the_reference_parameter_count():
+    assert networks.resnet_generator(ngf=64, n_blocks=9).count_params() == 11_378_179
+
+
+def test_generator_keeps_the_image_size_and_range():
+    g = networks.resnet_generator(ngf=8, n_blocks=2)
+    out = g(np.random.default_rng(0).uniform(-1, 1, (2, 64, 96, 3)).astype(np.float32)).numpy()
+    assert out.shape == (2, 64, 96, 3)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_patchgan_is_70x70_with_the_reference_count():
+    d = networks.patchgan_discriminator()
+    assert d.count_params() == 2_764_737
+    assert d(np.zeros((1, 256, 256, 3), np.float32)).shape == (1, 30, 30, 1)
+
+
+def test_rdn_upscales_by_two():
+    r = networks.rdn(C=2, D=2, G=8, G0=8, x=2)
+    assert r(np.zeros((1, 32, 48, 3), np.float32)).shape == (1, 64, 96, 3)
+
+
+def test_rdn_is_isrs_artefact_cancelling_architecture():
+    """Layer names and weight shapes are ISR's, so its published C6-D20-G64-G064-x2 files load."""
+    r = networks.rdn(C=6, D=20, G=64, G0=64, x=2)
+    assert r.count_params() == 16_347_635
+    shapes = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in r.layers if layer.weights}
+    assert shapes["F_m1"] == [(3, 3, 3, 64), (64,)]
+    assert shapes["F_0"] == [(3, 3, 64, 64), (64,)]
+    assert shapes["F_1_1"] == [(3, 3, 64, 64), (64,)]
+    assert shapes["F_20_6"] == [(3, 3, 64 * 6, 64), (64,)]
+    assert shapes["LFF_20"] == [(1, 1, 64 * 7, 64), (64,)]
+    assert shapes["GFF_1"] == [(1, 1, 64 * 20, 64), (64,)]
+    assert shapes["GFF_2"] == [(3, 3, 64, 64), (64,)]
+    assert shapes["UPN1"] == [(5, 5, 64, 64), (64,)]
+    assert shapes["UPN2"] == [(3, 3, 64, 32), (32,)]
+    assert shapes["UPN3"] == [(3, 3, 32, 12), (12,)]
+    assert shapes["SR"] == [(3, 3, 12, 3), (3,)]
+    assert len(shapes) == 2 + 20 * 7 + 2 + 3 + 1
+
+
+def test_instance_norm_normalises_each_image_and_channel():
+    x = np.random.default_rng(1).normal(5, 3, (2, 16, 16, 4)).astype(np.float32)
+    y = networks.InstanceNorm()(x).numpy()
+    assert np.allclose(y.mean(axis=(1, 2)), 0, atol=1e-4)
+    assert np.allclose(y.std(axis=(1, 2)), 1, atol=1e-3)
+
+
+def test_reflection_pad_mirrors_without_repeating_the_edge():
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    y = networks.ReflectionPad2D(1)(x).numpy()[0, :, :, 0]
+    assert y.shape == (6, 6) and y[0, 1] == x[0, 1, 0, 0] and y[1, 0] == x[0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("pixels", [0, 127, 128, 255])
+def test_model_range_round_trip(pixels):
+    values = networks.to_model_range(np.array([pixels], np.uint8))
+    assert -1 <= float(values[0]) <= 1
+    assert int(networks.from_model_range(values)[0]) == pixels

@@ -1,0 +1,83 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline import Direction, ModelError, direction_status, networks, read_manifests
+from pipeline.directions import SUMMER_WINTER
+from pipeline.registry import ModelRegistry, export_cyclegan, export_rdn
+
+
+def test_random_models_are_listed_as_installed_but_untrained(tiny_model_dir):
+    statuses = direction_status(tiny_model_dir)
+    assert all(s.installed for s in statuses) and not any(s.trained for s in statuses)
+    manifests = read_manifests(tiny_model_dir)
+    assert set(manifests) == {"day2night", "spring2autumn", "summer2winter", "rdn"}
+    assert manifests["rdn"].directions == [d.value for d in Direction]
+
+
+def test_missing_model_is_named_with_the_command_that_makes_it(tmp_path):
+    statuses = direction_status(tmp_path)
+    assert not any(s.installed for s in statuses)
+    with pytest.raises(ModelError) as err:
+        ModelRegistry(tmp_path).generator("day2night")
+    assert "day2night.json" in str(err.value) and "python -m pipeline init-random" in str(err.value)
+
+
+def test_missing_weights_file(tmp_path, tiny_model_dir):
+    for f in tiny_model_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "rdn.hdf5").unlink()
+    assert all(s.installed for s in direction_status(tmp_path))
+    with pytest.raises(ModelError, match="rdn.hdf5 .* is missing"):
+        ModelRegistry(tmp_path).rdn()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_weights_round_trip(tmp_path, dtype):
+    a2b = networks.resnet_generator(ngf=8, n_blocks=1, name="a2b")
+    b2a = networks.resnet_generator(ngf=8, n_blocks=1, name="b2a")
+    manifest = export_cyclegan(tmp_path, SUMMER_WINTER, a2b, b2a, {"ngf": 8, "n_blocks": 1}, dtype=dtype)
+    assert manifest.weights_dtype == dtype
+    loaded = ModelRegistry(tmp_path).generator(Direction.WINTER2SUMMER).network
+    for original, restored in zip(b2a.weights, loaded.weights, strict=True):
+        expected = original.numpy().astype(dtype).astype(np.float32)
+        assert np.array_equal(expected, restored.numpy())  # bit-identical (fp32) / exact fp16 values
+
+
+def test_hash_mismatch_is_refused(tmp_path):
+    export_rdn(tmp_path, networks.rdn(C=1, D=1, G=4, G0=4), {"C": 1, "D": 1, "G": 4, "G0": 4, "x": 2})
+    manifest = json.loads((tmp_path / "rdn.json").read_text())
+    manifest["weights_sha256"] = "0" * 64
+    (tmp_path / "rdn.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="sha256"):
+        ModelRegistry(tmp_path).rdn()
+
+
+def test_models_are_cached_per_process(tiny_model_dir):
+    first = ModelRegistry(tiny_model_dir).generator("day2night")
+    assert ModelRegistry(tiny_model_dir).generator(Direction.DAY2NIGHT) is first
+    assert ModelRegistry(tiny_model_dir).generator("night2day") is not first
+
+
+def test_rdn_file_is_in_isr_keras_layout(tmp_path):
+    """Keras' own legacy HDF5 loader (the path ISR's published .hdf5 files take) reads our RDN file."""
+    architecture = {"C": 2, "D": 2, "G": 8, "G0": 8, "x": 2}
+    exported = networks.rdn(**architecture)
+    export_rdn(tmp_path, exported, architecture)
+    with h5py.File(tmp_path / "rdn.hdf5") as f:
+        assert b"F_m1" in list(f.attrs["layer_names"])
+        assert "F_m1/kernel:0" in f["F_m1"]
+    fresh = networks.rdn(**architecture)
+    fresh.load_weights(tmp_path / "rdn.hdf5")
+    x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    assert np.array_equal(fresh(x).numpy(), exported(x).numpy())
+
+
+def test_shape_mismatch_names_the_layer(tmp_path):
+    export_rdn(tmp_path, networks.rdn(C=1, D=1, G=4, G0=4), {"C": 1, "D": 1, "G": 4, "G0": 4, "x": 2})
+    from pipeline import weights
+
+    with pytest.raises(ModelError, match="F_m1"):
+        weights.load_weights(tmp_path / "rdn.hdf5", networks.rdn(C=1, D=1, G=4, G0=8))
