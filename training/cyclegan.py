@@ -1,0 +1,286 @@
+"""The CycleGAN trainer: two ResNet generators and two PatchGANs, the paper's losses and schedule.
+
+Follows the reference implementation (junyanz/pytorch-CycleGAN-and-pix2pix, `cycle_gan_model`):
+LSGAN adversarial loss, cycle loss λ·|F(G(a)) − a|, identity loss 0.5·λ·|G(b) − b|, Adam
+(2e-4, β1 0.5) for both generators together and both discriminators together, learning rate
+constant for `epochs` then linear decay over `epochs_decay`, discriminators trained on a pool
+of 50 past fakes, loss halved for the discriminators.
+
+Exact resume: every source of randomness is stateless and keyed to the global step (data order
+via seeded shuffles, augmentation, pool decisions), and the checkpoint holds the networks, both
+optimizers, both pools and the step — so a run stopped and resumed ends with the same weights
+as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pipeline import networks
+from training import data, runtime, visuals
+from training.options import CycleGANOptions
+
+
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The reference's 'linear' policy: lr for `epochs`, then linearly towards 0 over `epochs_decay`.
+
+    Changes once per epoch, as the reference's scheduler steps per epoch.
+    """
+
+    def __init__(self, lr: float, steps_per_epoch: int, epochs: int, epochs_decay: int):
+        self.lr, self.steps_per_epoch, self.epochs, self.epochs_decay = lr, steps_per_epoch, epochs, epochs_decay
+
+    def __call__(self, step):
+        epoch = tf.cast(step // self.steps_per_epoch, tf.float32)
+        factor = 1.0 - tf.maximum(0.0, epoch + 1.0 - self.epochs) / (self.epochs_decay + 1.0)
+        return self.lr * factor
+
+    def get_config(self):
+        return {"lr": self.lr, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
+                "epochs_decay": self.epochs_decay}
+
+
+class ImagePool(tf.Module):
+    """A buffer of past generated images (Shrivastava et al. 2017), kept in variables.
+
+    Until full it stores and returns each image; then, with probability ½, it returns a
+    stored image and keeps the new one in its place. Its contents are checkpointed.
+    """
+
+    def __init__(self, size: int, shape: tuple[int, int, int], name: str):
+        super().__init__(name=name)
+        self.size = size
+        self.images = tf.Variable(tf.zeros((max(size, 1), *shape)), trainable=False, name="images")
+        self.count = tf.Variable(0, dtype=tf.int32, trainable=False, name="count")
+
+    def query(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for i in range(images.shape[0]):
+            image = images[i]
+            draw = tf.random.experimental.stateless_split(seed, images.shape[0] * 2)
+            coin = tf.random.stateless_uniform([], draw[2 * i])
+            slot = tf.random.stateless_uniform([], draw[2 * i + 1], 0, self.size, dtype=tf.int32)
+
+            def store(image=image):
+                self.images[self.count].assign(image)
+                self.count.assign_add(1)
+                return image
+
+            def swap(image=image, slot=slot):
+                old = tf.identity(self.images[slot])
+                with tf.control_dependencies([old]):
+                    self.images[slot].assign(image)
+                return old
+
+            def maybe_swap(image=image, coin=coin, swap=swap):
+                return tf.cond(coin > 0.5, swap, lambda: image)
+
+            out.append(tf.cond(self.count < self.size, store, maybe_swap))
+        return tf.stack(out)
+
+
+def _mse(x, target: float):
+    return tf.reduce_mean(tf.square(tf.cast(x, tf.float32) - target))
+
+
+def _l1(x, y):
+    return tf.reduce_mean(tf.abs(tf.cast(x, tf.float32) - tf.cast(y, tf.float32)))
+
+
+class CycleGAN:
+    """Networks, optimizers, pools and the train step of one pair's CycleGAN."""
+
+    def __init__(self, opts: CycleGANOptions, steps_per_epoch: int):
+        self.opts = opts
+        self.steps_per_epoch = steps_per_epoch
+        keras.utils.set_random_seed(opts.seed)
+        mixed = opts.mixed_precision == "on" or (opts.mixed_precision == "auto" and runtime.has_gpu())
+        keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+        self.g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
+        self.g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
+        self.d_a = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_a")  # real A vs F(b)
+        self.d_b = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_b")  # real B vs G(a)
+        keras.mixed_precision.set_global_policy("float32")
+        schedule = LinearDecay(opts.lr, steps_per_epoch, opts.epochs, opts.epochs_decay)
+        self.opt_g = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
+        self.opt_d = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
+        if mixed:
+            self.opt_g = keras.optimizers.LossScaleOptimizer(self.opt_g)
+            self.opt_d = keras.optimizers.LossScaleOptimizer(self.opt_d)
+        self.g_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
+        self.d_vars = self.d_a.trainable_variables + self.d_b.trainable_variables
+        self.opt_g.build(self.g_vars)
+        self.opt_d.build(self.d_vars)
+        shape = (opts.size, opts.size, 3)
+        self.pool_a = ImagePool(opts.pool_size, shape, "pool_a")
+        self.pool_b = ImagePool(opts.pool_size, shape, "pool_b")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            g_ab=self.g_ab, g_ba=self.g_ba, d_a=self.d_a, d_b=self.d_b, opt_g=self.opt_g, opt_d=self.opt_d,
+            pool_a=self.pool_a, pool_b=self.pool_b, step=self.step)
+        self.train_step = tf.function(self._train_step)
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.opt_g.learning_rate)
+
+    def _apply(self, optimizer, tape, loss, variables):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = tape.gradient(optimizer.scale_loss(loss), variables)
+        else:
+            grads = tape.gradient(loss, variables)
+        optimizer.apply(grads, variables)
+
+    def _train_step(self, real_a, real_b) -> dict:
+        o = self.opts
+        lam, lam_idt = o.lambda_cycle, o.lambda_cycle * o.lambda_identity
+        with tf.GradientTape() as tape:
+            fake_b = self.g_ab(real_a, training=True)
+            rec_a = self.g_ba(fake_b, training=True)
+            fake_a = self.g_ba(real_b, training=True)
+            rec_b = self.g_ab(fake_a, training=True)
+            losses = {
+                "g_ab": _mse(self.d_b(fake_b, training=True), 1.0),
+                "g_ba": _mse(self.d_a(fake_a, training=True), 1.0),
+                "cycle_a": _l1(rec_a, real_a) * lam,
+                "cycle_b": _l1(rec_b, real_b) * lam,
+            }
+            if lam_idt > 0:
+                losses["idt_a"] = _l1(self.g_ba(real_a, training=True), real_a) * lam_idt
+                losses["idt_b"] = _l1(self.g_ab(real_b, training=True), real_b) * lam_idt
+            loss_g = tf.add_n(list(losses.values()))
+        self._apply(self.opt_g, tape, loss_g, self.g_vars)
+
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(o.seed, tf.int64), self.step]), 2)
+        pooled_b = self.pool_b.query(tf.stop_gradient(fake_b), seeds[0])
+        pooled_a = self.pool_a.query(tf.stop_gradient(fake_a), seeds[1])
+        with tf.GradientTape() as tape:
+            losses["d_a"] = 0.5 * (_mse(self.d_a(real_a, training=True), 1.0)
+                                   + _mse(self.d_a(pooled_a, training=True), 0.0))
+            losses["d_b"] = 0.5 * (_mse(self.d_b(real_b, training=True), 1.0)
+                                   + _mse(self.d_b(pooled_b, training=True), 0.0))
+            loss_d = losses["d_a"] + losses["d_b"]
+        self._apply(self.opt_d, tape, loss_d, self.d_vars)
+        self.step.assign_add(1)
+        return losses
+
+    def sample_grid(self, samples_a: np.ndarray, samples_b: np.ndarray) -> np.ndarray:
+        """Rows of input | translation | reconstruction: the A samples, then the B samples."""
+        rows = []
+        for images, forward, backward in ((samples_a, self.g_ab, self.g_ba), (samples_b, self.g_ba, self.g_ab)):
+            x = networks.to_model_range(images)
+            y = forward(x, training=False)
+            z = backward(y, training=False)
+            rows += [[visuals.to_uint8(v[i]) for v in (x, y, z)] for i in range(len(images))]
+        return visuals.grid(rows)
+
+
+class Trainer:
+    """Runs a CycleGAN on a pair's photos: data, loop, checkpoints, samples, logs, progress."""
+
+    def __init__(self, opts: CycleGANOptions, train_a: np.ndarray, train_b: np.ndarray,
+                 samples_a: np.ndarray, samples_b: np.ndarray):
+        self.opts = opts
+        self.run_dir = Path(opts.run_dir)
+        self.train_a, self.train_b = train_a, train_b
+        self.samples_a, self.samples_b = samples_a, samples_b
+        self.steps_per_epoch = max(len(train_a), len(train_b)) // opts.batch_size
+        self.total_steps = self.steps_per_epoch * (opts.epochs + opts.epochs_decay)
+        self.model = CycleGAN(opts, self.steps_per_epoch)
+        self.manager = tf.train.CheckpointManager(self.model.checkpoint, str(self.run_dir / "checkpoints"),
+                                                  max_to_keep=2, step_counter=self.model.step)
+        if self.manager.latest_checkpoint:
+            self.model.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        opts.save(self.run_dir / "options.json")
+
+    @property
+    def step(self) -> int:
+        return int(self.model.step.numpy())
+
+    def save(self) -> str:
+        return self.manager.save(checkpoint_number=self.step)
+
+    def end_of_epoch(self, epoch: int, writer) -> None:
+        pixels = self.model.sample_grid(self.samples_a, self.samples_b)
+        visuals.save_png(pixels, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
+        with writer.as_default():
+            tf.summary.image("samples", pixels[None], step=self.step)
+
+    def fit(self, progress: bool = True) -> dict:
+        """Train until the last epoch or `max_steps` more steps; returns the last losses and speed."""
+        o = self.opts
+        start = self.step
+        end = self.total_steps if not o.max_steps else min(self.total_steps, start + o.max_steps)
+        if start >= end:
+            return {"step": start, "images_per_s": math.nan, "losses": {}}
+        aug = data.Augment(o.size, o.zoom, o.flip, o.saturation)
+        ds = data.cyclegan_pipeline(self.train_a, self.train_b, aug, seed=o.seed, batch_size=o.batch_size,
+                                    start_step=start).with_options(runtime.dataset_options(o.threads))
+        writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+        bar = tqdm(total=self.total_steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
+        losses: dict = {}
+        timed_steps, timed_seconds = 0, 0.0
+        try:
+            for real_a, real_b in ds.take(end - start):
+                t0 = time.perf_counter()
+                losses = {k: float(v) for k, v in self.model.train_step(real_a, real_b).items()}
+                if self.step > start + 1:  # the first step traces the graph; leave it out of the speed
+                    timed_steps, timed_seconds = timed_steps + 1, timed_seconds + time.perf_counter() - t0
+                speed = timed_steps * o.batch_size / timed_seconds if timed_seconds else math.nan
+                step = self.step
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {losses}")
+                bar.update(1)
+                bar.set_postfix({"epoch": (step - 1) // self.steps_per_epoch + 1, "img/s": f"{speed:.2f}",
+                                 **{k: f"{v:.3f}" for k, v in losses.items()}}, refresh=False)
+                if step % o.log_every == 0 or step == end:
+                    with writer.as_default():
+                        for k, v in losses.items():
+                            tf.summary.scalar(f"loss/{k}", v, step=step)
+                        tf.summary.scalar("learning_rate", self.model.learning_rate, step=step)
+                        if timed_seconds:
+                            tf.summary.scalar("images_per_s", speed, step=step)
+                if step % self.steps_per_epoch == 0:
+                    self.end_of_epoch(step // self.steps_per_epoch, writer)
+                    self.save()
+                elif o.save_every and step % o.save_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            bar.write(f"interrupted: checkpoint at step {self.step} in {self.save()}")
+            raise
+        finally:
+            bar.close()
+            writer.flush()
+        if self.step % self.steps_per_epoch:  # an epoch end already saved
+            self.save()
+        if self.step == self.total_steps or not (self.run_dir / "samples").is_dir():
+            self.end_of_epoch(math.ceil(self.step / self.steps_per_epoch), writer)
+        return {"step": self.step, "images_per_s": timed_steps * o.batch_size / timed_seconds if timed_seconds
+                else math.nan, "losses": losses}
+
+
+def pick(images: np.ndarray, n: int) -> np.ndarray:
+    """The first n photos of the build's fixed order (TFDS orders examples by a hash of their key)."""
+    return images[:n] if n and len(images) > n else images
+
+
+def train(opts: CycleGANOptions, progress: bool = True) -> dict:
+    """Build (or reuse) the dataset, then train or resume the run in `opts.run_dir`."""
+    builder = data.build(opts.data, opts.data_dir or None)
+    aug = data.Augment(opts.size, opts.zoom, opts.flip, opts.saturation)
+    train_a = pick(data.load_images(builder, "train", 0, aug.load_size), opts.max_photos)
+    train_b = pick(data.load_images(builder, "train", 1, aug.load_size), opts.max_photos)
+    samples_a = data.load_images(builder, "test", 0, opts.size)[:opts.samples]
+    samples_b = data.load_images(builder, "test", 1, opts.size)[:opts.samples]
+    trainer = Trainer(opts, train_a, train_b, samples_a, samples_b)
+    return trainer.fit(progress)

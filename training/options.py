@@ -1,0 +1,149 @@
+"""Options of the training commands: one dataclass per trainer, presets, and their flags.
+
+A preset fills every option; flags given on the command line override it. A resumed run
+reads its options back from the run directory, so it continues the recipe it started with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class CycleGANOptions:
+    """The CycleGAN recipe (Zhu et al. 2017) and the run's bookkeeping."""
+
+    data: str = ""  # pair folder, e.g. ../shared/data/summer2winter
+    data_dir: str = ""  # where the TFDS build lives ('' = ~/.cache/seasons/tfds)
+    run_dir: str = "runs/cyclegan"
+    size: int = 256
+    zoom: float = 286 / 256
+    flip: bool = True
+    saturation: float = 0.0
+    max_photos: int = 0  # per domain, 0 = all
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    n_layers_d: int = 3
+    epochs: int = 100  # at the initial learning rate
+    epochs_decay: int = 100  # then linearly down to 0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle
+    pool_size: int = 50
+    batch_size: int = 1
+    seed: int = 0
+    mixed_precision: str = "auto"  # auto = on a GPU only
+    samples: int = 4  # test photos per domain in the per-epoch grid
+    save_every: int = 500  # steps between checkpoints (and one at each epoch end)
+    log_every: int = 25  # steps between TensorBoard scalars
+    max_steps: int = 0  # stop this invocation after so many steps (0 = train to the end)
+    threads: int = 0  # TensorFlow CPU threads (0 = all cores)
+    deterministic: bool = False  # enable_op_determinism (slower; bitwise repeatable)
+
+    #: Options a resumed run may change; all others are the recipe and come from the run.
+    RUNTIME = ("max_steps", "threads", "save_every", "log_every", "samples", "deterministic")
+
+    @property
+    def architecture(self) -> dict:
+        return {"ngf": self.ngf, "n_blocks": self.n_blocks}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> CycleGANOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(Path(path).read_text()).items() if k in known})
+
+
+#: `--preset paper`: the paper's recipe (256 px, ngf 64, 9 blocks, 100 + 100 epochs, no colour jitter).
+#: `--preset cpu`: what this 2-core CPU trains in about a day per pair (docs/training.md, measured).
+CYCLEGAN_PRESETS = {
+    "paper": {"size": 256, "ngf": 64, "n_blocks": 9, "epochs": 100, "epochs_decay": 100, "saturation": 0.0,
+              "zoom": 286 / 256},
+    "cpu": {"size": 128, "ngf": 32, "n_blocks": 6, "epochs": 5, "epochs_decay": 5, "saturation": 0.1,
+            "zoom": 1.15},
+}
+
+_HELP = {
+    "data": "pair folder: <pair>/<domain>/*.jpg (+ optional split.csv) or trainA/trainB/testA/testB",
+    "data_dir": "TFDS data_dir for the built dataset (default ~/.cache/seasons/tfds; never inside the repo)",
+    "run_dir": "run directory: options.json, checkpoints/, samples/, logs/ (TensorBoard); reused to resume",
+    "size": "training crop size in pixels (multiple of 4)",
+    "zoom": "largest resize before the random crop, as a multiple of size (paper: 286/256)",
+    "flip": "random horizontal flip",
+    "saturation": "saturation jitter s: factor drawn from [1-s, 1+s] (0 = off)",
+    "max_photos": "use at most N training photos per domain, a fixed subset (0 = all)",
+    "ngf": "generator filters in the first layer (paper 64)",
+    "n_blocks": "generator residual blocks (paper 9 at 256 px)",
+    "ndf": "discriminator filters in the first layer (paper 64)",
+    "n_layers_d": "discriminator stride-2 layers (3 = the 70x70 PatchGAN)",
+    "epochs": "epochs at the initial learning rate",
+    "epochs_decay": "further epochs with the learning rate decaying linearly to 0",
+    "lr": "Adam learning rate",
+    "beta1": "Adam beta_1",
+    "lambda_cycle": "weight of the cycle-consistency loss (λ)",
+    "lambda_identity": "weight of the identity loss as a multiple of λ",
+    "pool_size": "image pool of past fakes shown to the discriminators (0 = none)",
+    "batch_size": "images per domain per step",
+    "seed": "seed for initialisation, data order, augmentation and the pools",
+    "mixed_precision": "mixed float16: auto (on a GPU only), on, off",
+    "samples": "held-out photos per domain in the per-epoch sample grid",
+    "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C)",
+    "log_every": "steps between TensorBoard scalar logs",
+    "max_steps": "stop this invocation after N steps (checkpoint written; run again to resume)",
+    "threads": "TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free",
+    "deterministic": "enable TensorFlow op determinism (bitwise repeatable, slower)",
+}
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict, skip: tuple = ()) -> None:
+    """A flag per dataclass field; defaults are None so presets and saved options can fill them."""
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        text = f"{helps[f.name]} (default: {default if default != '' else 'none'})"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            parser.add_argument(flag, type=kind, default=None, help=text)
+
+
+def cyclegan_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(CYCLEGAN_PRESETS),
+                        help="start from a recipe: paper = 256 px, ngf 64, 9 blocks, 100+100 epochs; "
+                             "cpu = the measured CPU recipe (see docs/training.md); flags override it")
+    add_dataclass_flags(parser, CycleGANOptions, _HELP)
+
+
+def resolve(args: argparse.Namespace, cls, presets: dict, saved: Path | None = None):
+    """Options from (lowest first) the dataclass defaults, the preset, a saved run, the flags.
+
+    For a resumed run only the RUNTIME options may change; other flags that disagree with
+    the saved run are an error rather than a silent change of recipe.
+    """
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    if saved is not None and saved.is_file():
+        options = cls.load(saved)
+        clash = {k: v for k, v in given.items()
+                 if k not in cls.RUNTIME and k not in ("data_dir", "run_dir") and getattr(options, k) != v}
+        if clash:
+            raise SystemExit(f"{saved} resumes a run with other options; differing: {clash}. "
+                             "Use a new --run-dir to change the recipe.")
+    else:
+        options = cls(**presets.get(getattr(args, "preset", None) or "", {}))
+    for k, v in given.items():
+        setattr(options, k, v)
+    return options
