@@ -1,0 +1,133 @@
+"""Per-stage pipeline timings, cold and warm, for every generator and RDN size offered.
+
+    .venv/bin/python bench/pipeline.py [--threads 2] [--repeats 5]
+
+Stages as `translate()` runs them: decode (a 12 MP phone-size JPEG), crop_resize (to 256),
+generator (ResNet-9 at ngf 64 and 32), rdn (each RDN configuration), encode (512 px PNG).
+Cold = the first call of a freshly loaded model (tf.function tracing included); warm = the
+median of the next calls. Weights are random: time does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import save, table, timed, warm_ms  # noqa: E402
+
+GENERATORS = {"ngf64-9blocks": {"ngf": 64, "n_blocks": 9}, "ngf32-9blocks": {"ngf": 32, "n_blocks": 9}}
+RDNS = {
+    "C6-D20-G64-G064 (ISR artefact cancelling)": {"C": 6, "D": 20, "G": 64, "G0": 64, "x": 2},
+    "C3-D10-G64-G064 (ISR psnr-small)": {"C": 3, "D": 10, "G": 64, "G0": 64, "x": 2},
+    "C4-D6-G32-G032": {"C": 4, "D": 6, "G": 32, "G0": 32, "x": 2},
+    "C3-D4-G32-G032": {"C": 3, "D": 4, "G": 32, "G0": 32, "x": 2},
+}
+
+
+def conv_gflop(model, size: int) -> float:
+    """2 × multiply-adds of every (transposed) convolution for one size×size input, read off
+    the traced graph's tensor shapes."""
+    import tensorflow as tf
+
+    graph = tf.function(model).get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32)).graph
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "Conv2D":
+            n, h, w, _ = op.outputs[0].shape
+            kh, kw, cin, cout = op.inputs[1].shape
+            total += 2 * n * h * w * kh * kw * cin * cout
+        elif op.type == "Conv2DBackpropInput":  # a transposed convolution: one kernel per input pixel
+            n, h, w, _ = op.inputs[2].shape
+            kh, kw, cout, cin = op.inputs[1].shape
+            total += 2 * n * h * w * kh * kw * cin * cout
+    return total / 1e9
+
+
+def phone_jpeg() -> bytes:
+    """A 4032×3024 JPEG with photo-like detail (smooth gradients plus texture)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:3024, 0:4032].astype(np.float32)
+    base = np.stack([x / 16, y / 12, (x + y) / 28], -1) % 255
+    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from PIL import Image
+
+    from pipeline import networks
+    from pipeline.crop import CropBox, crop_and_resize
+    from pipeline.directions import SUMMER_WINTER
+    from pipeline.intake import open_photo
+    from pipeline.registry import ModelRegistry, export_cyclegan, export_rdn
+    from pipeline.translate import _encode, _to_batch
+
+    rows, record = [], {"stages": []}
+
+    def add(stage: str, variant: str, cold: float, warm: float, gflop: float | None = None) -> None:
+        rate = gflop / (warm / 1000) if gflop else None
+        rows.append([stage, variant, cold, warm, gflop if gflop else "", rate if rate else ""])
+        record["stages"].append({"stage": stage, "variant": variant, "cold_ms": cold, "warm_ms": warm,
+                                 "gflop": gflop, "gflop_per_s": rate})
+
+    data = phone_jpeg()
+    photo = open_photo(data)
+    add("decode", "4032×3024 JPEG (12 MP)", timed(lambda: open_photo(data)),
+        warm_ms(lambda: open_photo(data), args.repeats))
+    box = CropBox.centered(photo.width, photo.height)
+    crop = lambda: crop_and_resize(photo.image, box)  # noqa: E731
+    add("crop_resize", "3024² → 256² Lanczos", timed(crop), warm_ms(crop, args.repeats))
+    model_input = _to_batch(crop())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, arch in GENERATORS.items():
+            model_dir = Path(tmp) / name
+            g = networks.resnet_generator(**arch)
+            export_cyclegan(model_dir, SUMMER_WINTER, g, g, arch, trained=False)
+            loaded = ModelRegistry(model_dir).generator("summer2winter")
+            gflop = conv_gflop(loaded.network, 256)
+            cold = timed(lambda: loaded(model_input))  # noqa: B023
+            add("generator", name, cold, warm_ms(lambda: loaded(model_input), args.repeats), gflop)  # noqa: B023
+        rdn_input = (model_input + 1) / 2
+        for name, arch in RDNS.items():
+            model_dir = Path(tmp) / name.split()[0]
+            export_rdn(model_dir, networks.rdn(**arch), arch, trained=False)
+            loaded = ModelRegistry(model_dir).rdn()
+            gflop = conv_gflop(loaded.network, 256)
+            repeats = 2 if gflop > 500 else args.repeats
+            cold = timed(lambda: loaded(rdn_input))  # noqa: B023
+            add("rdn", name, cold, warm_ms(lambda: loaded(rdn_input), repeats), gflop)  # noqa: B023
+
+    pixels = np.asarray(Image.fromarray(np.uint8(np.clip((model_input[0] + 1) * 127.5, 0, 255))).resize((512, 512)))
+    for fmt in ("png", "jpeg", "webp"):
+        encode = lambda: _encode(pixels, fmt)  # noqa: E731, B023
+        add("encode", f"512² {fmt}", timed(encode), warm_ms(encode, args.repeats))
+
+    print(table(["stage", "variant", "cold ms", "warm ms", "GFLOP", "GFLOP/s"], rows))
+    print(f"\nwritten to {save('pipeline', record)}")
+
+
+if __name__ == "__main__":
+    main()
