@@ -207,7 +207,12 @@ class Trainer:
     def step(self) -> int:
         return int(self.model.step.numpy())
 
-    def save(self) -> str:
+    def save(self, images_per_s: float = math.nan) -> str:
+        """A checkpoint, and progress.json saying where the run stands (read by export)."""
+        data.save_json({"step": self.step, "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                        "epoch": round(self.step / self.steps_per_epoch, 3),
+                        "images_per_s": None if math.isnan(images_per_s) else round(images_per_s, 3)},
+                       self.run_dir / "progress.json")
         return self.manager.save(checkpoint_number=self.step)
 
     def end_of_epoch(self, epoch: int, writer) -> None:
@@ -252,21 +257,21 @@ class Trainer:
                             tf.summary.scalar("images_per_s", speed, step=step)
                 if step % self.steps_per_epoch == 0:
                     self.end_of_epoch(step // self.steps_per_epoch, writer)
-                    self.save()
+                    self.save(speed)
                 elif o.save_every and step % o.save_every == 0:
-                    self.save()
+                    self.save(speed)
         except KeyboardInterrupt:
             bar.write(f"interrupted: checkpoint at step {self.step} in {self.save()}")
             raise
         finally:
             bar.close()
             writer.flush()
+        speed = timed_steps * o.batch_size / timed_seconds if timed_seconds else math.nan
         if self.step % self.steps_per_epoch:  # an epoch end already saved
-            self.save()
-        if self.step == self.total_steps or not (self.run_dir / "samples").is_dir():
+            self.save(speed)
+        if not (self.run_dir / "samples").is_dir():  # a run shorter than an epoch still shows its samples
             self.end_of_epoch(math.ceil(self.step / self.steps_per_epoch), writer)
-        return {"step": self.step, "images_per_s": timed_steps * o.batch_size / timed_seconds if timed_seconds
-                else math.nan, "losses": losses}
+        return {"step": self.step, "images_per_s": speed, "losses": losses}
 
 
 def pick(images: np.ndarray, n: int) -> np.ndarray:

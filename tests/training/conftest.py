@@ -41,3 +41,19 @@ def tiny_options(pair_dir, data_dir, tmp_path) -> CycleGANOptions:
         saturation=0.1, ngf=4, n_blocks=1, ndf=4, epochs=1, epochs_decay=1, pool_size=3, samples=2,
         save_every=0, log_every=1, seed=3,
     )
+
+
+@pytest.fixture(scope="session")
+def photos_of():
+    """Trainer inputs for options: train photos at the cache size, two test photos per domain."""
+    from training import data
+
+    def load(opts: CycleGANOptions):
+        builder = data.build(opts.data, opts.data_dir)
+        aug = data.Augment(opts.size, opts.zoom)
+        return (data.load_images(builder, "train", 0, aug.load_size),
+                data.load_images(builder, "train", 1, aug.load_size),
+                data.load_images(builder, "test", 0, opts.size)[:2],
+                data.load_images(builder, "test", 1, opts.size)[:2])
+
+    return load

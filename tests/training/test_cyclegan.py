@@ -17,9 +17,9 @@ def weights_of(trainer: cyclegan.Trainer) -> list[np.ndarray]:
             + list(m.opt_g.variables) + list(m.pool_a.variables)]
 
 
-def test_a_few_steps_give_finite_losses_that_move(tiny_options):
+def test_a_few_steps_give_finite_losses_that_move(tiny_options, photos_of):
     opts = dataclasses.replace(tiny_options, max_steps=6)
-    trainer = cyclegan.Trainer(opts, *_photos(opts))
+    trainer = cyclegan.Trainer(opts, *photos_of(opts))
     first = {k: float(v) for k, v in trainer.model.train_step(*_batch(opts)).items()}
     result = trainer.fit(progress=False)
     assert result["step"] == 7
@@ -32,30 +32,22 @@ def test_a_few_steps_give_finite_losses_that_move(tiny_options):
 
 
 @pytest.mark.slow
-def test_stop_and_resume_equals_an_unbroken_run(tiny_options, tmp_path):
+def test_stop_and_resume_equals_an_unbroken_run(tiny_options, photos_of, tmp_path):
     # 10 warm / 8 cold training photos at 80 % → 8 / 6: 8 steps per epoch, 16 in all.
     # Stop mid-epoch (step 5) and again at step 11, then finish: pools full, lr decaying.
     unbroken = dataclasses.replace(tiny_options, run_dir=str(tmp_path / "unbroken"))
-    expected = cyclegan.Trainer(unbroken, *_photos(unbroken))
+    expected = cyclegan.Trainer(unbroken, *photos_of(unbroken))
     expected.fit(progress=False)
     assert expected.step == expected.total_steps == 16
 
     broken = dataclasses.replace(tiny_options, run_dir=str(tmp_path / "broken"))
     for stop in (5, 6, 0):
-        trainer = cyclegan.Trainer(dataclasses.replace(broken, max_steps=stop), *_photos(broken))
+        trainer = cyclegan.Trainer(dataclasses.replace(broken, max_steps=stop), *photos_of(broken))
         trainer.fit(progress=False)
     assert trainer.step == 16
     for got, want in zip(weights_of(trainer), weights_of(expected), strict=True):
         np.testing.assert_array_equal(got, want)
 
-
-def _photos(opts):
-    from training import data
-
-    builder = data.build(opts.data, opts.data_dir)
-    aug = data.Augment(opts.size, opts.zoom)
-    return (data.load_images(builder, "train", 0, aug.load_size), data.load_images(builder, "train", 1, aug.load_size),
-            data.load_images(builder, "test", 0, opts.size)[:2], data.load_images(builder, "test", 1, opts.size)[:2])
 
 
 def _batch(opts):

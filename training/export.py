@@ -1,0 +1,152 @@
+"""Export trained networks into a models directory, and import the PyTorch reference's generators.
+
+Everything goes through `pipeline.registry.export_cyclegan` / `export_rdn`, so what is
+exported here is exactly what the pipeline loads (weights, sha256, manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import networks, registry
+from pipeline.crop import MODEL_INPUT_SIZE
+from pipeline.directions import PAIRS, Pair
+from pipeline.manifests import Manifest
+from training.options import CycleGANOptions
+
+
+def pair_named(name: str) -> Pair:
+    for pair in PAIRS:
+        if pair.name == name:
+            return pair
+    raise SystemExit(f"unknown pair {name!r}; the pipeline serves: {', '.join(p.name for p in PAIRS)}")
+
+
+def git_commit() -> str:
+    """The repository commit the code ran at ('' outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def load_generators(run_dir: Path | str) -> tuple[CycleGANOptions, object, object, int]:
+    """The run's options, its two generators from the latest checkpoint, and the step reached."""
+    run_dir = Path(run_dir)
+    opts = CycleGANOptions.load(run_dir / "options.json")
+    g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
+    g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
+    step = tf.Variable(0, dtype=tf.int64)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise SystemExit(f"{run_dir}/checkpoints has no checkpoint to export")
+    tf.train.Checkpoint(g_ab=g_ab, g_ba=g_ba, step=step).restore(latest).expect_partial()
+    return opts, g_ab, g_ba, int(step.numpy())
+
+
+def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str | None = None,
+                        dtype: str = "float32", report: Path | str | None = None) -> Manifest:
+    """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics."""
+    opts, g_ab, g_ba, step = load_generators(run_dir)
+    steps_per_epoch = _steps_per_epoch(run_dir)
+    provenance = {
+        "data": opts.data,
+        "recipe": {k: v for k, v in opts.to_dict().items() if k not in CycleGANOptions.RUNTIME + ("run_dir",)},
+        "steps": step,
+        "epochs_trained": round(step / steps_per_epoch, 2) if steps_per_epoch else None,
+        "epochs_planned": opts.epochs + opts.epochs_decay,
+        "trained_at_size": opts.size,
+        "code_commit": git_commit(),
+        "command": f"python -m training cyclegan --run-dir {run_dir}",
+    }
+    metrics = json.loads(Path(report).read_text())["directions"] if report else {}
+    return registry.export_cyclegan(
+        Path(model_dir), pair_named(pair or Path(opts.data).name), g_ab, g_ba, opts.architecture,
+        input_size=MODEL_INPUT_SIZE, dtype=dtype, trained=True, provenance=provenance, metrics=metrics)
+
+
+def _steps_per_epoch(run_dir: Path) -> int:
+    path = Path(run_dir) / "progress.json"
+    return json.loads(path.read_text())["steps_per_epoch"] if path.is_file() else 0
+
+
+# --- PyTorch reference (junyanz/pytorch-CycleGAN-and-pix2pix) ---------------------------------
+
+def torch_layer_map(n_blocks: int) -> dict[str, str]:
+    """Keras layer name → index in the reference ResnetGenerator's `model` Sequential.
+
+    The reference builds: 0 pad, 1 conv, 2 norm, 3 relu; downsampling convs at 4 and 7; the
+    residual blocks at 10…; transposed convs at 10+n and 13+n; 16+n pad, 17+n conv, 18+n tanh.
+    Inside a block (no dropout): conv_block.1 and conv_block.5 are the convolutions.
+    """
+    names = {"c7s1": "model.1", "down1": "model.4", "down2": "model.7",
+             "up1": f"model.{10 + n_blocks}", "up2": f"model.{13 + n_blocks}", "out": f"model.{17 + n_blocks}"}
+    for i in range(n_blocks):
+        names[f"res{i + 1}_conv1"] = f"model.{10 + i}.conv_block.1"
+        names[f"res{i + 1}_conv2"] = f"model.{10 + i}.conv_block.5"
+    return names
+
+
+def torch_architecture(state: dict[str, np.ndarray]) -> dict:
+    """ngf and n_blocks of a reference generator, read from its state dict's shapes."""
+    ngf = state["model.1.weight"].shape[0]
+    n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
+    return {"ngf": int(ngf), "n_blocks": n_blocks}
+
+
+def load_torch_state(path: Path | str) -> dict[str, np.ndarray]:
+    """A `*_net_G*.pth` state dict as numpy arrays (needs torch: `pip install torch`)."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("import-torch needs PyTorch: pip install torch==2.13.0 (the CPU wheel is enough)") from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = state["state_dict"]
+    # Old reference checkpoints carry InstanceNorm running stats it never uses (its own loader drops them).
+    return {k.removeprefix("module."): v.numpy() for k, v in state.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+
+def generator_from_torch(state: dict[str, np.ndarray], name: str = "generator"):
+    """A Keras ResNet generator holding the reference generator's weights.
+
+    Conv2d weights (out, in, kh, kw) become Keras kernels (kh, kw, in, out). ConvTranspose2d
+    weights (in, out, kh, kw) become Conv2DTranspose kernels (kh, kw, out, in) with no spatial
+    flip: both frameworks define the transposed convolution as the gradient of the forward one
+    (checked numerically in tests/training/test_export.py).
+    """
+    arch = torch_architecture(state)
+    model = networks.resnet_generator(**arch, name=name)
+    used = set()
+    for layer_name, prefix in torch_layer_map(arch["n_blocks"]).items():
+        weight, bias = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+        # One permutation serves both: Conv2d (out,in,kh,kw) → (kh,kw,in,out) and
+        # ConvTranspose2d (in,out,kh,kw) → (kh,kw,out,in), each what its Keras layer expects.
+        model.get_layer(layer_name).set_weights([weight.transpose(2, 3, 1, 0), bias])
+        used |= {f"{prefix}.weight", f"{prefix}.bias"}
+    unused = sorted(set(state) - used)
+    if unused:
+        raise ValueError(f"state dict has entries the generator does not use: {unused[:5]}")
+    return model
+
+
+def import_torch(a2b: Path | str, b2a: Path | str, pair: str, model_dir: Path | str, *,
+                 dtype: str = "float32") -> Manifest:
+    """Export a pair model made of two reference generators (A→B and B→A)."""
+    states = {"a2b": load_torch_state(a2b), "b2a": load_torch_state(b2a)}
+    archs = {k: torch_architecture(v) for k, v in states.items()}
+    if archs["a2b"] != archs["b2a"]:
+        raise SystemExit(f"the two generators differ in architecture: {archs}")
+    provenance = {"recipe": "imported from junyanz/pytorch-CycleGAN-and-pix2pix (PyTorch)",
+                  "sources": {"a2b": str(a2b), "b2a": str(b2a)}, "code_commit": git_commit()}
+    return registry.export_cyclegan(
+        Path(model_dir), pair_named(pair), generator_from_torch(states["a2b"], "a2b"),
+        generator_from_torch(states["b2a"], "b2a"), archs["a2b"], input_size=MODEL_INPUT_SIZE, dtype=dtype,
+        trained=True, provenance=provenance)
