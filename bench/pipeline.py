@@ -81,7 +81,7 @@ def main() -> None:
     from pipeline.crop import CropBox, crop_and_resize
     from pipeline.directions import SUMMER_WINTER
     from pipeline.intake import open_photo
-    from pipeline.registry import ModelRegistry, export_cyclegan, export_rdn
+    from pipeline.registry import PRECISIONS, ModelRegistry, export_cyclegan, export_rdn
     from pipeline.translate import _encode, _to_batch
 
     rows, record = [], {"stages": []}
@@ -106,19 +106,23 @@ def main() -> None:
             model_dir = Path(tmp) / name
             g = networks.resnet_generator(**arch)
             export_cyclegan(model_dir, SUMMER_WINTER, g, g, arch, trained=False)
-            loaded = ModelRegistry(model_dir).generator("summer2winter")
-            gflop = conv_gflop(loaded.network, 256)
-            cold = timed(lambda: loaded(model_input))  # noqa: B023
-            add("generator", name, cold, warm_ms(lambda: loaded(model_input), args.repeats), gflop)  # noqa: B023
+            gflop = conv_gflop(g, 256)
+            for precision in PRECISIONS:
+                loaded = ModelRegistry(model_dir, precision=precision).generator("summer2winter")
+                cold = timed(lambda: loaded(model_input))  # noqa: B023
+                warm = warm_ms(lambda: loaded(model_input), args.repeats)  # noqa: B023
+                add("generator", f"{name} {precision}", cold, warm, gflop)
         rdn_input = (model_input + 1) / 2
         for name, arch in RDNS.items():
             model_dir = Path(tmp) / name.split()[0]
-            export_rdn(model_dir, networks.rdn(**arch), arch, trained=False)
-            loaded = ModelRegistry(model_dir).rdn()
-            gflop = conv_gflop(loaded.network, 256)
+            network = networks.rdn(**arch)
+            export_rdn(model_dir, network, arch, trained=False)
+            gflop = conv_gflop(network, 256)
             repeats = 2 if gflop > 500 else args.repeats
-            cold = timed(lambda: loaded(rdn_input))  # noqa: B023
-            add("rdn", name, cold, warm_ms(lambda: loaded(rdn_input), repeats), gflop)  # noqa: B023
+            for precision in PRECISIONS:
+                loaded = ModelRegistry(model_dir, precision=precision).rdn()
+                cold = timed(lambda: loaded(rdn_input))  # noqa: B023
+                add("rdn", f"{name} {precision}", cold, warm_ms(lambda: loaded(rdn_input), repeats), gflop)  # noqa: B023
 
     pixels = np.asarray(Image.fromarray(np.uint8(np.clip((model_input[0] + 1) * 127.5, 0, 255))).resize((512, 512)))
     for fmt in ("png", "jpeg", "webp"):

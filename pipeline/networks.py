@@ -170,3 +170,31 @@ def rdn(C: int, D: int, G: int, G0: int, x: int = 2) -> keras.Model:
     model = network.model
     model.name = "rdn"
     return model
+
+
+def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of `model` whose layers compute in `policy` (e.g. 'mixed_bfloat16'), same weights.
+
+    Variables stay float32; activations and matmuls run in the reduced type, which oneDNN
+    maps onto AVX-512 BF16 / AMX where the CPU has them. Layers built as float32 on purpose
+    (the generator's tanh, the PatchGAN score) keep it; InstanceNorm takes its statistics in
+    float32 regardless.
+    """
+    def clone(layer):
+        config = layer.get_config()
+        if _policy_name(config.get("dtype")) == "float32" and layer.name not in _FLOAT32_OUTPUTS:
+            config = {**config, "dtype": policy}
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+_FLOAT32_OUTPUTS = ("tanh", "score")
+
+
+def _policy_name(dtype) -> str:
+    if isinstance(dtype, dict):
+        return dtype.get("config", {}).get("name", "float32")
+    return str(dtype or "float32")

@@ -32,6 +32,21 @@ from pipeline.manifests import (
 #: Small architectures for tests, the CLI's --random-weights and development installs.
 TINY_GENERATOR = {"ngf": 8, "n_blocks": 2}
 TINY_RDN = {"C": 2, "D": 2, "G": 8, "G0": 8, "x": 2}
+#: Inference precisions: float32, or bfloat16 compute with float32 weights (Keras mixed policy).
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16"}
+
+
+def best_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32.
+
+    Emulated bf16 is slower than float32, so it is only chosen when the hardware has it.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return "float32"
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
 
 @dataclass
@@ -41,6 +56,7 @@ class LoadedModel:
     manifest: Manifest
     network: object
     infer: object
+    precision: str = "float32"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.infer(tf.convert_to_tensor(batch, tf.float32)).numpy()
@@ -53,7 +69,8 @@ class LoadedModel:
     def facts(self) -> dict:
         """What a result's metadata records about the model that made it."""
         m = self.manifest
-        return {"name": m.name, "kind": m.kind, "sha256": m.weights_sha256, "trained": m.trained}
+        return {"name": m.name, "kind": m.kind, "sha256": m.weights_sha256, "trained": m.trained,
+                "precision": self.precision}
 
 
 _cache: dict[tuple, LoadedModel] = {}
@@ -69,7 +86,7 @@ def build_network(manifest: Manifest):
     raise ModelError(f"model {manifest.name!r} has unknown kind {manifest.kind!r}")
 
 
-def _load(manifest: Manifest, group: str | None) -> LoadedModel:
+def _load(manifest: Manifest, group: str | None, precision: str) -> LoadedModel:
     path = manifest.weights_path
     if not path.is_file():
         raise ModelError(f"weights file {path} for model {manifest.name!r} is missing; {MAKE_MODELS_HINT}")
@@ -81,27 +98,32 @@ def _load(manifest: Manifest, group: str | None) -> LoadedModel:
         )
     network = build_network(manifest)
     weights.load_weights(path, network, group)
+    if PRECISIONS[precision]:
+        network = networks.with_dtype_policy(network, PRECISIONS[precision])
     size = manifest.input_size
     spec = tf.TensorSpec([None, size, size, 3], tf.float32)
-    infer = tf.function(lambda x: network(x, training=False), input_signature=[spec])
-    return LoadedModel(manifest, network, infer)
+    infer = tf.function(lambda x: tf.cast(network(x, training=False), tf.float32), input_signature=[spec])
+    return LoadedModel(manifest, network, infer, precision)
 
 
 class ModelRegistry:
     """The models in one directory: which are installed (from manifests) and loaded ones."""
 
-    def __init__(self, model_dir: Path | str, rdn_name: str | None = None) -> None:
+    def __init__(self, model_dir: Path | str, rdn_name: str | None = None, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model_dir = Path(model_dir)
         self.rdn_name = rdn_name
+        self.precision = precision
 
     def manifests(self) -> dict[str, Manifest]:
         return read_manifests(self.model_dir)
 
     def _get(self, manifest: Manifest, group: str | None) -> LoadedModel:
-        key = (str(manifest.weights_path.resolve()), manifest.weights_sha256, group)
+        key = (str(manifest.weights_path.resolve()), manifest.weights_sha256, group, self.precision)
         with _cache_lock:
             if key not in _cache:
-                _cache[key] = _load(manifest, group)
+                _cache[key] = _load(manifest, group, self.precision)
             return _cache[key]
 
     def generator(self, direction: Direction | str) -> LoadedModel:

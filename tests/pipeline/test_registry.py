@@ -81,3 +81,37 @@ def test_shape_mismatch_names_the_layer(tmp_path):
 
     with pytest.raises(ModelError, match="F_m1"):
         weights.load_weights(tmp_path / "rdn.hdf5", networks.rdn(C=1, D=1, G=4, G0=8))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    return float(10 * np.log10(peak**2 / np.mean((a - b) ** 2)))
+
+
+@pytest.mark.slow
+def test_bfloat16_matches_float32(tmp_path):
+    """Reduced precision is only offered because its outputs stay ≥ 35 dB from float32's."""
+    from pipeline.directions import DAY_NIGHT
+
+    architecture = {"ngf": 32, "n_blocks": 9}
+    g = networks.resnet_generator(**architecture)
+    export_cyclegan(tmp_path, DAY_NIGHT, g, g, architecture)
+    rdn_architecture = {"C": 4, "D": 6, "G": 32, "G0": 32, "x": 2}
+    export_rdn(tmp_path, networks.rdn(**rdn_architecture), rdn_architecture)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+    fp32, bf16 = ModelRegistry(tmp_path), ModelRegistry(tmp_path, precision="bfloat16")
+    assert bf16.generator("day2night").facts["precision"] == "bfloat16"
+    assert psnr(fp32.generator("day2night")(x), bf16.generator("day2night")(x), 2.0) >= 35
+    reference = fp32.rdn()((x + 1) / 2)
+    assert psnr(reference, bf16.rdn()((x + 1) / 2), float(reference.max() - reference.min())) >= 35
+
+
+def test_best_precision_reads_cpu_flags(tmp_path):
+    from pipeline.registry import best_precision
+
+    (tmp_path / "with").write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n")
+    (tmp_path / "without").write_text("processor : 0\nflags : fpu avx2\n")
+    assert best_precision(tmp_path / "with") == "bfloat16"
+    assert best_precision(tmp_path / "without") == "float32"
+    assert best_precision(tmp_path / "absent") == "float32"
+    with pytest.raises(ValueError):
+        ModelRegistry(tmp_path, precision="int4")
