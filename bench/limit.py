@@ -96,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.threads, args.repeats)
     print(table(["framework", "kernel", "dtype", "warm ms", "GFLOP/s"], result["rows"]))
-    print("\nlimit (best measured):", ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in result["limits_gflop_per_s"].items()))
+    limits = result["limits_gflop_per_s"]
+    print("\nlimit (best measured):", ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in limits.items()))
     print(f"written to {save('limit', result)}")
 
 
