@@ -15,12 +15,14 @@ def celery_config(app: Flask) -> dict:
     """Celery settings from the app's config: reliable delivery, one job at a time per process."""
     hard = app.config["WORKER_HARD_TIME_LIMIT"]
     broker = app.config["CELERY_BROKER_URL"]
+    # Redis delivers a message again when it is not acknowledged within this time: longer than
+    # any job may run, so a slow job is never handed to a second worker. (Other transports,
+    # such as the SQLite one, take no such option.)
+    transport_options = {"visibility_timeout": hard + 120} if broker.startswith(("redis", "rediss")) else {}
     return {
         "broker_url": broker,
         "broker_connection_retry_on_startup": True,
-        # A message not acknowledged within this time is delivered again (Redis); longer than
-        # any job may run, so a slow job is never handed to a second worker.
-        "broker_transport_options": {"visibility_timeout": hard + 120},
+        "broker_transport_options": transport_options,
         "task_default_queue": app.config["CELERY_QUEUE"],
         "task_ignore_result": True,  # the jobs table is the source of truth
         "result_backend": None,
