@@ -22,7 +22,7 @@ def _error(description: str) -> dict:
 def _image(description: str, mime_types: list[str]) -> dict:
     return {
         "description": description,
-        "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in mime_types},
+        "content": {m: {} for m in mime_types},  # binary: no schema (OpenAPI 3.1)
     }
 
 
