@@ -259,3 +259,11 @@ def test_stage_names_agree_with_the_pipeline():
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "STAGES" for t in node.targets)
     )
     assert STAGES == (*pipeline_stages, "store")
+
+
+def test_secret_key_is_generated_once_into_instance(tmp_path):
+    from webapp import _instance_secret_key
+
+    first = _instance_secret_key(str(tmp_path))
+    assert len(first) == 64 and _instance_secret_key(str(tmp_path)) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
