@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from tests.service.conftest import DAMAGED, REDIS_URL, app_config, flask_cli, jpeg_bytes, poll, submit
+from tests.service.conftest import DAMAGED, REDIS_URL, app_config, flask_cli, free_port, jpeg_bytes, poll, submit
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import STAGES, Job, JobStatus
@@ -141,3 +141,17 @@ def test_s3_storage(model_dir, tmp_path, start_worker, check_openapi, moto_s3, m
     assert {f"site/results/{job['id']}.png", f"site/results/{job['id']}-before.png"} <= keys
     assert any(k.startswith("site/uploads/") for k in keys)
     assert not (tmp_path / "storage").exists()  # nothing went to the local default
+
+
+def test_transient_errors_are_retried_then_fail_readably(model_dir, tmp_path, start_worker, check_openapi):
+    """The worker's storage is down: the job is retried with backoff, then fails as `unavailable`."""
+    shared = settings_for(model_dir, tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'seasons.sqlite'}",
+                          CELERY_BROKER_URL=REDIS_URL)
+    migrate(shared, tmp_path)
+    start_worker({**shared, "STORAGE_URL": "s3://nowhere", "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+                  "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "WORKER_MAX_RETRIES": "1"})
+    client = create_app(app_config(shared)).test_client()
+    response = submit(client, jpeg_bytes(seed=5))
+    job = poll(client, response.headers["Location"], check=check_openapi)
+    assert job["status"] == "failed" and job["attempts"] == 2, job
+    assert job["error"]["code"] == "unavailable" and "try again" in job["error"]["message"]
