@@ -147,3 +147,85 @@ def resolve(args: argparse.Namespace, cls, presets: dict, saved: Path | None = N
     for k, v in given.items():
         setattr(options, k, v)
     return options
+
+
+@dataclass
+class RDNOptions:
+    """The RDN enhancer's recipe: ×2 restoration of real photos degraded like a generator's output."""
+
+    data: str = ""
+    data_dir: str = ""
+    run_dir: str = "runs/rdn"
+    C: int = 3
+    D: int = 4
+    G: int = 32
+    G0: int = 32
+    patch: int = 64  # high-resolution training patch (the network sees patch/2)
+    photo_size: int = 256  # photos are resized to this square before cropping patches
+    batch_size: int = 8
+    steps: int = 3000
+    lr: float = 1e-4
+    blur: float = 1.0  # largest Gaussian blur sigma before downscaling
+    jpeg_min: int = 40  # JPEG quality drawn from [jpeg_min, 95]
+    noise: float = 0.02  # largest Gaussian noise sigma (on [0, 1] pixels)
+    generator_dir: str = ""  # models dir whose pair generators add a cycle pass to some inputs
+    generator_pair: str = ""
+    generator_rate: float = 0.0  # share of inputs passed through generator_pair's a2b then b2a
+    eval_size: int = 256  # held-out photos are evaluated at this size (the pipeline's output size)
+    eval_images: int = 100  # held-out photos per domain in the report (0 = all)
+    seed: int = 0
+    save_every: int = 500
+    max_steps: int = 0
+    threads: int = 0
+    deterministic: bool = False
+
+    RUNTIME = ("max_steps", "threads", "save_every", "eval_images", "deterministic")
+
+    @property
+    def architecture(self) -> dict:
+        return {"C": self.C, "D": self.D, "G": self.G, "G0": self.G0, "x": 2}
+
+    to_dict = CycleGANOptions.to_dict
+    save = CycleGANOptions.save
+    load = classmethod(CycleGANOptions.load.__func__)
+
+
+#: ISR's published 'psnr-small' RDN is C3 D10 G64 G0 64; `cpu` is a quarter of its width.
+RDN_PRESETS = {
+    "isr-small": {"C": 3, "D": 10, "G": 64, "G0": 64, "steps": 20000},
+    "cpu": {"C": 3, "D": 4, "G": 32, "G0": 32, "steps": 3000},
+}
+
+_RDN_HELP = {
+    "data": "pair folder whose real photos (both domains) are the clean targets",
+    "data_dir": _HELP["data_dir"],
+    "run_dir": "run directory: rdn_options.json, checkpoints/, report.json/.md; reused to resume",
+    "C": "convolutions per residual dense block",
+    "D": "residual dense blocks",
+    "G": "filters per convolution inside a block",
+    "G0": "filters of the fused block outputs",
+    "patch": "high-resolution training patch in px (even)",
+    "photo_size": "photos are resized to this square before patches are cropped",
+    "batch_size": "patches per step",
+    "steps": "training steps",
+    "lr": "Adam learning rate (L1 loss)",
+    "blur": "largest Gaussian blur sigma before the ×2 downscale",
+    "jpeg_min": "lowest JPEG quality of the degradation (quality drawn from [jpeg_min, 95])",
+    "noise": "largest Gaussian noise sigma on [0, 1] pixels",
+    "generator_dir": "models directory with a CycleGAN for the optional generator pass",
+    "generator_pair": "pair whose generators (a2b then b2a) degrade some inputs",
+    "generator_rate": "share of inputs given the generator pass (0 = none)",
+    "eval_size": "size of the held-out photos in the report",
+    "eval_images": "held-out photos per domain in the report (0 = all)",
+    "seed": "seed for initialisation, patches and degradations",
+    "save_every": "steps between checkpoints",
+    "max_steps": "stop this invocation after N steps (run again to resume)",
+    "threads": _HELP["threads"],
+    "deterministic": _HELP["deterministic"],
+}
+
+
+def rdn_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(RDN_PRESETS),
+                        help="start from an architecture: isr-small = ISR's C3 D10 G64 G0 64; cpu = C3 D4 G32 G0 32")
+    add_dataclass_flags(parser, RDNOptions, _RDN_HELP)

@@ -25,6 +25,11 @@ def write_pair(root: Path, n_a: int = 10, n_b: int = 8, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="session")
+def make_pair():
+    return write_pair
+
+
+@pytest.fixture(scope="session")
 def pair_dir(tmp_path_factory) -> Path:
     return write_pair(tmp_path_factory.mktemp("photos") / "warm2cold")
 

@@ -1,0 +1,146 @@
+"""`python -m training COMMAND`: build datasets, train, evaluate, export and import models.
+
+    dataset       build (or reuse) a pair's TFDS dataset and print its splits and metadata file
+    cyclegan      train a CycleGAN on a pair, or resume the run in --run-dir
+    rdn           train the RDN enhancer (×2, self-supervised on real photos) and report PSNR/SSIM
+    evaluate      evaluate a CycleGAN run or exported model on a pair's held-out photos
+    export        export a CycleGAN or RDN run into a models directory the pipeline loads
+    import-torch  turn two PyTorch reference generators (*_net_G*.pth) into a pair model
+
+Each command's --help explains its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from training import options as opt
+
+
+def _runtime_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("dataset", help="build a pair's TFDS dataset",
+                            description="Scan a pair folder, split it (split.csv, or 80/20 by content hash), "
+                                        "build its TFDS dataset outside the repository and write photos.csv.")
+    p.add_argument("data", help="pair folder: <pair>/<domain>/*.jpg (+ split.csv) or trainA/trainB/testA/testB")
+    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    p.add_argument("--domains", help="the two domains as A,B (default: from the folder name, e.g. summer2winter)")
+
+    p = commands.add_parser("cyclegan", help="train or resume a CycleGAN",
+                            description="Train a CycleGAN on a pair folder. Running it again with the same "
+                                        "--run-dir resumes exactly where it stopped (Ctrl-C writes a checkpoint).")
+    opt.cyclegan_parser(p)
+
+    p = commands.add_parser("rdn", help="train the RDN enhancer",
+                            description="Train the RDN (×2) to restore degraded real photos; writes "
+                                        "report.json/report.md comparing it with bicubic and unsharp masking.")
+    opt.rdn_parser(p)
+
+    p = commands.add_parser("evaluate", help="evaluate a CycleGAN on held-out photos",
+                            description="Domain-classifier target rate, cycle PSNR and input/output luminance "
+                                        "SSIM per direction; writes report.json, report.md and grid.png.")
+    p.add_argument("--data", required=True, help="the pair folder the model was trained on")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", help="a CycleGAN run (its latest checkpoint)")
+    source.add_argument("--model-dir", help="an exported models directory (e.g. models/)")
+    p.add_argument("--out", required=True, help="folder for report.json, report.md and grid.png")
+    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    p.add_argument("--size", type=int, help="evaluation size in px (default: the run's training size, or 256)")
+    p.add_argument("--grid-rows", type=int, default=4, help="held-out photos per direction in grid.png")
+    p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
+    _runtime_flags(p)
+
+    p = commands.add_parser("export", help="export a run into a models directory",
+                            description="Write a run's weights and manifest (recipe, steps, metrics, sha256) "
+                                        "into a models directory with pipeline.registry.")
+    p.add_argument("--run-dir", required=True, help="a CycleGAN or RDN run directory")
+    p.add_argument("--model-dir", default="models", help="where to write weights + manifest (default: models)")
+    p.add_argument("--pair", help="pair name for a CycleGAN run (default: the data folder's name)")
+    p.add_argument("--name", default="rdn", help="model name for an RDN run (default: rdn)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="storage precision of the weights (float16 halves the file)")
+    p.add_argument("--report", help="report.json of `evaluate` (CycleGAN) to record as the model's metrics")
+
+    p = commands.add_parser("import-torch", help="import PyTorch reference generators",
+                            description="Convert two junyanz/pytorch-CycleGAN-and-pix2pix ResnetGenerator "
+                                        "state dicts (A→B and B→A) into a pair model (needs torch).")
+    p.add_argument("--a2b", required=True, help=".pth of the generator from domain A to B (e.g. summer→winter)")
+    p.add_argument("--b2a", required=True, help=".pth of the generator from domain B to A")
+    p.add_argument("--pair", required=True, help="pair it serves: day2night, spring2autumn or summer2winter")
+    p.add_argument("--model-dir", default="models", help="where to write weights + manifest (default: models)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    from training import runtime
+
+    runtime.configure(getattr(args, "threads", 0) or None, getattr(args, "deterministic", False) or False)
+    if args.command == "dataset":
+        from training import data
+
+        domains = tuple(args.domains.split(",")) if args.domains else None
+        builder = data.build(args.data, args.data_dir, domains)
+        print(json.dumps({"data_dir": builder.data_dir, "config": builder.builder_config.name,
+                          "splits": {k: v.num_examples for k, v in builder.info.splits.items()},
+                          "metadata": str(Path(builder.data_dir) / data.METADATA_FILE)}, indent=2))
+    elif args.command == "cyclegan":
+        from training import cyclegan
+
+        saved = Path(args.run_dir or opt.CycleGANOptions.run_dir) / "options.json"
+        options = opt.resolve(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, saved)
+        if not options.data:
+            raise SystemExit("--data is required for a new run")
+        print(json.dumps(cyclegan.train(options), default=str))
+    elif args.command == "rdn":
+        from training import rdn
+
+        saved = Path(args.run_dir or opt.RDNOptions.run_dir) / "rdn_options.json"
+        options = opt.resolve(args, opt.RDNOptions, opt.RDN_PRESETS, saved)
+        if not options.data:
+            raise SystemExit("--data is required for a new run")
+        print(json.dumps(rdn.train(options), indent=2))
+    elif args.command == "evaluate":
+        from training import evaluate
+
+        size = args.size
+        if size is None:
+            size = opt.CycleGANOptions.load(Path(args.run_dir) / "options.json").size if args.run_dir else 256
+        report = evaluate.evaluate(args.data, args.out, run_dir=args.run_dir, model_dir=args.model_dir,
+                                   data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
+                                   max_images=args.max_images, seed=args.seed)
+        print(evaluate.markdown(report))
+    elif args.command == "export":
+        from training import export
+
+        if (Path(args.run_dir) / "rdn_options.json").is_file():
+            from training import rdn
+
+            manifest = rdn.export_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
+        else:
+            manifest = export.export_cyclegan_run(args.run_dir, args.model_dir, pair=args.pair, dtype=args.dtype,
+                                                  report=args.report)
+        print(json.dumps(manifest.summary(), indent=2))
+    elif args.command == "import-torch":
+        from training import export
+
+        manifest = export.import_torch(args.a2b, args.b2a, args.pair, args.model_dir, dtype=args.dtype)
+        print(json.dumps(manifest.summary(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
