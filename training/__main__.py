@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     from training import runtime
 
-    runtime.configure(getattr(args, "threads", 0) or None, getattr(args, "deterministic", False) or False)
+    if args.command not in ("cyclegan", "rdn"):  # those two configure from their resolved options
+        runtime.configure(getattr(args, "threads", 0) or None)
     if args.command == "dataset":
         from training import data
 
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         options = opt.resolve(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, saved)
         if not options.data:
             raise SystemExit("--data is required for a new run")
+        runtime.configure(options.threads or None, options.deterministic)
         print(json.dumps(cyclegan.train(options), default=str))
     elif args.command == "rdn":
         from training import rdn
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         options = opt.resolve(args, opt.RDNOptions, opt.RDN_PRESETS, saved)
         if not options.data:
             raise SystemExit("--data is required for a new run")
+        runtime.configure(options.threads or None, options.deterministic)
         print(json.dumps(rdn.train(options), indent=2))
     elif args.command == "evaluate":
         from training import evaluate
