@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const tbody = $('jobs').tBodies[0];
 const statusSel = $('f-status');
 const dirSel = $('f-direction');
-const PER_PAGE = 20;
+let perPage = 20;
 let page = 1;
 let pages = 1;
 
@@ -14,6 +14,7 @@ function cap(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
 function readQuery() {
   const q = new URLSearchParams(location.search);
   page = Math.max(1, parseInt(q.get('page') || '1', 10) || 1);
+  perPage = Math.min(100, Math.max(1, parseInt(q.get('per_page') || '20', 10) || 20));
   statusSel.value = q.get('status') || '';
   dirSel.value = q.get('direction') || '';
 }
@@ -21,6 +22,7 @@ function readQuery() {
 function writeQuery(push) {
   const q = new URLSearchParams();
   if (page > 1) q.set('page', page);
+  if (perPage !== 20) q.set('per_page', perPage);
   if (statusSel.value) q.set('status', statusSel.value);
   if (dirSel.value) q.set('direction', dirSel.value);
   const url = `${location.pathname}${q.toString() ? `?${q}` : ''}`;
@@ -42,7 +44,7 @@ function row(job) {
 }
 
 async function load() {
-  const q = new URLSearchParams({ page, per_page: PER_PAGE });
+  const q = new URLSearchParams({ page, per_page: perPage });
   if (statusSel.value) q.set('status', statusSel.value);
   if (dirSel.value) q.set('direction', dirSel.value);
   $('jobs').setAttribute('aria-busy', 'true');

@@ -13,9 +13,10 @@ export function setup({ stage, before, result }) {
 
   const sticky = stage.parentElement;
   const stickyOffset = () => parseFloat(getComputedStyle(sticky).top) || 0;
-  const travel = () => track.getBoundingClientRect().height - sticky.offsetHeight;
+  // 0 when the track's top reaches the sticky position, 1 when its end reaches the bottom of
+  // the window (always reachable: the track is the page's last tall thing).
+  const travel = () => track.getBoundingClientRect().height - (window.innerHeight - stickyOffset());
 
-  // 0 when the track's top reaches the sticky position, 1 when its end scrolls past.
   function progress() {
     const t = travel();
     if (t <= 0) return 1;
