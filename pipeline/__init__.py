@@ -17,7 +17,7 @@ from pipeline.directions import PAIRS, Direction, Pair
 from pipeline.errors import InputError, InputErrorCode, ModelError
 from pipeline.intake import IntakeLimits, Photo, open_photo
 from pipeline.manifests import Manifest, direction_status, read_manifests
-from pipeline.options import FORMATS, OUTPUT_SIZES, TranslateOptions
+from pipeline.options import FORMATS, OUTPUT_SIZES, STAGES, TranslateOptions
 
 if TYPE_CHECKING:
     from pipeline.registry import ModelRegistry
@@ -30,7 +30,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "FORMATS", "OUTPUT_SIZES",
+    "FORMATS", "OUTPUT_SIZES", "STAGES",
     "PAIRS", "CropBox", "Direction", "InputError", "InputErrorCode", "IntakeLimits", "Manifest",
     "ModelError", "ModelRegistry", "Pair", "Photo", "TranslateOptions", "TranslateResult",
     "direction_status", "open_photo", "read_manifests", "translate",

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pipeline.errors import InputError, InputErrorCode
 
+#: The stages of `translate()`, in order (names the API and the job history use).
+STAGES = ("decode", "crop_resize", "generator", "rdn", "encode")
 OUTPUT_SIZES = (256, 512)
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 

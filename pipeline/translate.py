@@ -21,7 +21,7 @@ from pipeline.intake import IntakeLimits, open_photo
 from pipeline.options import FORMATS, TranslateOptions
 from pipeline.registry import ModelRegistry
 
-STAGES = ("decode", "crop_resize", "generator", "rdn", "encode")
+
 @dataclass
 class TranslateResult:
     """The encoded result and what made it."""

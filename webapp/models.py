@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from pipeline import STAGES as PIPELINE_STAGES
 from pipeline import Direction
 from webapp.extensions import db
 
-#: The pipeline's stages (pipeline.translate.STAGES, which imports TensorFlow, so not imported
-#: here; a test checks they agree) and the worker's own last one, storing the files.
-STAGES = ("decode", "crop_resize", "generator", "rdn", "encode", "store")
+#: The pipeline's stages and the worker's own last one, storing the files.
+STAGES = (*PIPELINE_STAGES, "store")
 
 
 def utcnow() -> datetime:
