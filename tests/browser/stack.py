@@ -29,7 +29,8 @@ from webapp import create_app
 from webapp.extensions import db
 from flask_migrate import upgrade
 import sys
-write_random_models(sys.argv[1])
+if sys.argv[2] == "random":
+    write_random_models(sys.argv[1])
 app = create_app()
 with app.app_context():
     upgrade()
@@ -45,18 +46,20 @@ def _free_port() -> int:
 class LiveStack:
     """Start with `start()`, stop with `stop()`; `url` is the site's base URL."""
 
-    def __init__(self, base: Path | None = None) -> None:
+    def __init__(self, base: Path | None = None, model_dir: Path | str | None = None) -> None:
+        """`model_dir`: serve these models (e.g. trained ones) instead of fresh random ones."""
         self.base = Path(base or tempfile.mkdtemp(prefix="seasons-browser-"))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.queue = f"seasons-browser-{secrets.token_hex(4)}"
         self.procs: list[subprocess.Popen] = []
+        self.random_models = model_dir is None
         self.env = {
             **os.environ,
             "INSTANCE_DIR": str(self.base / "instance"),
             "DATABASE_URL": f"sqlite:///{self.base / 'seasons.sqlite'}",
             "STORAGE_URL": str(self.base / "storage"),
-            "MODEL_DIR": str(self.base / "models"),
+            "MODEL_DIR": str(model_dir or self.base / "models"),
             "SECRET_KEY": secrets.token_hex(16),
             "CELERY_BROKER_URL": REDIS_URL,
             "CELERY_QUEUE": self.queue,
@@ -70,7 +73,8 @@ class LiveStack:
         return open(self.base / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
 
     def start(self, timeout: float = 120) -> LiveStack:
-        subprocess.run([sys.executable, "-c", _PREPARE, self.env["MODEL_DIR"]], cwd=ROOT, env=self.env,
+        subprocess.run([sys.executable, "-c", _PREPARE, self.env["MODEL_DIR"],
+                        "random" if self.random_models else "given"], cwd=ROOT, env=self.env,
                        check=True, stdout=self._log("prepare"), stderr=subprocess.STDOUT)
         self.procs.append(subprocess.Popen(
             [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "8",
