@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import CropBox, InputError, InputErrorCode, TranslateOptions
+from pipeline import STAGES, CropBox, InputError, InputErrorCode, TranslateOptions
 from pipeline.registry import ModelRegistry
-from pipeline.translate import STAGES, translate
+from pipeline.translate import translate
 from tests.pipeline.conftest import photo_bytes
 
 
