@@ -7,6 +7,7 @@ fixed input signature, traced on first use or by `warm_up`.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -72,6 +73,16 @@ class LoadedModel:
         return {"name": m.name, "kind": m.kind, "sha256": m.weights_sha256, "trained": m.trained,
                 "precision": self.precision}
 
+
+class _OneTracePerModel(logging.Filter):
+    """Drop TensorFlow's 'frequent retracing' warning: each loaded model traces its own
+    tf.function exactly once, which that heuristic counts as retracing of one lambda."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_OneTracePerModel())
 
 _cache: dict[tuple, LoadedModel] = {}
 _cache_lock = threading.Lock()
