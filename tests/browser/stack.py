@@ -129,6 +129,7 @@ class LiveStack:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so `finally` stops the children
     stack = LiveStack().start()
     print(f"Seasons at {stack.url} (state in {stack.base}); Ctrl-C stops it", flush=True)
     try:
