@@ -85,6 +85,8 @@ class Config:
 
     MODEL_DIR = os.environ.get("MODEL_DIR") or str(basedir / "models")
     RDN_MODEL = os.environ.get("RDN_MODEL")  # None: the one RDN installed
+    #: auto = bfloat16 where the CPU computes it natively (AVX-512 BF16/AMX), else float32
+    INFERENCE_PRECISION = os.environ.get("INFERENCE_PRECISION", "auto")
 
     MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", 25_000_000)
     MAX_UPLOAD_PIXELS = _int("MAX_UPLOAD_PIXELS", 40_000_000)

@@ -43,9 +43,11 @@ def registry() -> ModelRegistry:
     """This process's model registry (models stay loaded for the life of the process)."""
     global _registry
     if _registry is None:
-        from pipeline.registry import ModelRegistry
+        from pipeline.registry import ModelRegistry, best_precision
 
-        _registry = ModelRegistry(Path(current_app.config["MODEL_DIR"]), current_app.config["RDN_MODEL"])
+        precision = current_app.config.get("INFERENCE_PRECISION", "auto")
+        _registry = ModelRegistry(Path(current_app.config["MODEL_DIR"]), current_app.config["RDN_MODEL"],
+                                  precision=best_precision() if precision == "auto" else precision)
     return _registry
 
 
@@ -66,8 +68,8 @@ def warm_up() -> None:
         warmed.append("rdn")
     except ModelError as exc:
         log.warning("no enhancer: %s", exc)
-    log.info("models warmed in process %d in %.1fs: %s", os.getpid(), time.perf_counter() - started,
-             ", ".join(warmed) or "none")
+    log.info("models warmed in process %d in %.1fs (%s): %s", os.getpid(), time.perf_counter() - started,
+             registry().precision, ", ".join(warmed) or "none")
 
 
 def claim(job_id: str, worker: str) -> Job | None:
