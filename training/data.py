@@ -7,7 +7,7 @@ optional `split.csv` of `filename,split`) or the CycleGAN release's (`trainA`, `
 repository. The build is named after the pair plus a fingerprint of the files, so changed data
 gets a fresh build and unchanged data is reused.
 
-`cyclegan_pipeline` is the training input: decoded once into memory, a seeded shuffle per
+`cyclegan_pipeline` is the training input: decoded once into memory (the cache), a seeded shuffle per
 domain, and augmentation by stateless random ops keyed to the global step — so the stream
 from step k onwards is the same whether or not training stopped at k (exact resume).
 """
@@ -256,8 +256,12 @@ def augment(image: tf.Tensor, aug: Augment, seed: tf.Tensor) -> tf.Tensor:
 
 
 def _domain_stream(images: np.ndarray, seed: int) -> tf.data.Dataset:
-    """An endless stream of one domain's photos: a fresh seeded permutation each pass."""
-    ds = tf.data.Dataset.from_tensor_slices(images).cache()
+    """An endless stream of one domain's photos: a fresh seeded permutation each pass.
+
+    The photos are already decoded and resized in memory (`load_images`): that is the cache,
+    so no `.cache()` here (it would hold a second copy).
+    """
+    ds = tf.data.Dataset.from_tensor_slices(images)
     return ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
 
 

@@ -57,7 +57,7 @@ def unsharp(image: tf.Tensor, sigma: float = 1.0, amount: float = 0.6) -> tf.Ten
 
 def patches(images: np.ndarray, opts: RDNOptions, start_step: int) -> tf.Dataset:
     """(degraded, clean) patch batches for steps start_step, start_step + 1, …"""
-    ds = tf.data.Dataset.from_tensor_slices(images).cache()
+    ds = tf.data.Dataset.from_tensor_slices(images)  # decoded in memory already: the cache
     ds = ds.shuffle(len(images), seed=opts.seed, reshuffle_each_iteration=True).repeat().enumerate()
     ds = ds.skip(start_step * opts.batch_size)
 
