@@ -49,15 +49,15 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="evaluate a CycleGAN on held-out photos",
                             description="Domain-classifier target rate, cycle PSNR and input/output luminance "
-                                        "SSIM per direction; writes report.json, report.md and grid.png.")
+                                        "SSIM per direction; writes report.json, report.md and grid.jpg.")
     p.add_argument("--data", required=True, help="the pair folder the model was trained on")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", help="a CycleGAN run (its latest checkpoint)")
     source.add_argument("--model-dir", help="an exported models directory (e.g. models/)")
-    p.add_argument("--out", required=True, help="folder for report.json, report.md and grid.png")
+    p.add_argument("--out", required=True, help="folder for report.json, report.md and grid.jpg")
     p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
     p.add_argument("--size", type=int, help="evaluation size in px (default: the run's training size, or 256)")
-    p.add_argument("--grid-rows", type=int, default=4, help="held-out photos per direction in grid.png")
+    p.add_argument("--grid-rows", type=int, default=4, help="held-out photos per direction in grid.jpg")
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
     _runtime_flags(p)

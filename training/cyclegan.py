@@ -217,7 +217,7 @@ class Trainer:
 
     def end_of_epoch(self, epoch: int, writer) -> None:
         pixels = self.model.sample_grid(self.samples_a, self.samples_b)
-        visuals.save_png(pixels, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
+        visuals.save_image(pixels, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
         with writer.as_default():
             tf.summary.image("samples", pixels[None], step=self.step)
 

@@ -120,7 +120,7 @@ def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str):
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,
              data_dir: str | None = None, size: int = 256, grid_rows: int = 4, max_images: int = 0,
              seed: int = 0) -> dict:
-    """Evaluate a pair's two directions on its held-out photos; write report.json, report.md, grid.png."""
+    """Evaluate a pair's two directions on its held-out photos; write report.json, report.md, grid.jpg."""
     builder = data.build(data_path, data_dir)
     domains = builder.builder_config.domains
     pair_name = Path(data_path).resolve().name
@@ -145,7 +145,7 @@ def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None,
     out_dir = Path(out_dir)
     data.save_json(report, out_dir / "report.json")
     (out_dir / "report.md").write_text(markdown(report))
-    visuals.save_png(visuals.grid(rows), out_dir / "grid.png")
+    visuals.save_image(visuals.grid(rows), out_dir / "grid.jpg")
     return report
 
 
@@ -162,6 +162,6 @@ def markdown(report: dict) -> str:
     ]
     for name, r in report["directions"].items():
         lines.append(f"| {name} | {r['n']} | {r['target_rate']:.1%} | {r['cycle_psnr']:.2f} | {r['ssim_luma']:.3f} |")
-    lines += ["", f"grid.png: input | output | reconstruction, the first {report['grid_rows']} held-out photos "
+    lines += ["", f"grid.jpg: input | output | reconstruction, the first {report['grid_rows']} held-out photos "
               "of each direction.", ""]
     return "\n".join(lines)

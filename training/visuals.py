@@ -1,4 +1,4 @@
-"""Sample grids: rows of images side by side, written as PNG for people and TensorBoard."""
+"""Sample grids: rows of images side by side, written as PNG or JPEG for people and TensorBoard."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
     return out
 
 
-def save_png(pixels: np.ndarray, path: Path) -> Path:
+def save_image(pixels: np.ndarray, path: Path) -> Path:
+    """PNG or JPEG by suffix; JPEG (quality 90) keeps the grids committed under docs/ small."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, optimize=True)
+    extra = {"quality": 90} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    Image.fromarray(pixels).save(path, optimize=True, **extra)
     return path

@@ -20,4 +20,4 @@ def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, t
         assert 0 <= figures["target_rate"] <= 1 and figures["cycle_psnr"] > 0 and -1 <= figures["ssim_luma"] <= 1
     assert json.loads((tmp_path / "eval" / "report.json").read_text()) == report
     assert "| warm2cold |" in (tmp_path / "eval" / "report.md").read_text()
-    assert (tmp_path / "eval" / "grid.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "grid.jpg").stat().st_size > 0
