@@ -164,53 +164,29 @@ class ModelRegistry:
             self.rdn().warm_up()
 
 
-def export_cyclegan(
-    model_dir: Path,
-    pair: Pair,
-    generator_a2b,
-    generator_b2a,
-    architecture: dict,
-    *,
-    input_size: int = 256,
-    dtype: str = "float32",
-    trained: bool = True,
-    provenance: dict | None = None,
-    metrics: dict | None = None,
-) -> Manifest:
-    """Write a pair's two generators and their manifest into `model_dir`."""
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    weights_file = f"{pair.model_name}.h5"
-    weights.save_weights(model_dir / weights_file, {"a2b": generator_a2b, "b2a": generator_b2a}, dtype)
+def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, architecture: dict,
+                    **facts) -> Manifest:
+    """Write a pair's two generators and their manifest into `model_dir`.
+
+    `facts`: input_size (256), dtype ('float32' | 'float16' storage), trained (True),
+    provenance and metrics (dicts), as the manifest records them.
+    """
     directions = [d.value for d in Direction if d.pair == pair]
-    return _write(model_dir, pair.model_name, CYCLEGAN, directions, architecture, weights_file,
-                  input_size, dtype, trained, provenance, metrics)
+    return _export(Path(model_dir), pair.model_name, CYCLEGAN, directions, f"{pair.model_name}.h5",
+                   {"a2b": generator_a2b, "b2a": generator_b2a}, architecture, **facts)
 
 
-def export_rdn(
-    model_dir: Path,
-    network,
-    architecture: dict,
-    *,
-    name: str = "rdn",
-    input_size: int = 256,
-    dtype: str = "float32",
-    trained: bool = True,
-    provenance: dict | None = None,
-    metrics: dict | None = None,
-) -> Manifest:
-    """Write an RDN in ISR's weight layout and its manifest into `model_dir`."""
-    model_dir = Path(model_dir)
+def export_rdn(model_dir: Path, network, architecture: dict, *, name: str = "rdn", **facts) -> Manifest:
+    """Write an RDN in ISR's weight layout (at the file's root) and its manifest into `model_dir`."""
+    return _export(Path(model_dir), name, RDN, [d.value for d in Direction], f"{name}.hdf5",
+                   {None: network}, architecture, **facts)
+
+
+def _export(model_dir: Path, name: str, kind: str, directions: list[str], weights_file: str, trees: dict,
+            architecture: dict, *, input_size: int = 256, dtype: str = "float32", trained: bool = True,
+            provenance: dict | None = None, metrics: dict | None = None) -> Manifest:
     model_dir.mkdir(parents=True, exist_ok=True)
-    weights_file = f"{name}.hdf5"
-    weights.save_weights(model_dir / weights_file, {None: network}, dtype)
-    directions = [d.value for d in Direction]
-    return _write(model_dir, name, RDN, directions, architecture, weights_file,
-                  input_size, dtype, trained, provenance, metrics)
-
-
-def _write(model_dir, name, kind, directions, architecture, weights_file, input_size, dtype,
-           trained, provenance, metrics) -> Manifest:
+    weights.save_weights(model_dir / weights_file, trees, dtype)
     manifest = Manifest(
         name=name,
         kind=kind,
