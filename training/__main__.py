@@ -84,6 +84,18 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_options(args, cls, presets: dict, saved_name: str):
+    """A trainer's options (preset < saved run < flags), with TensorFlow's threads set from them."""
+    from training import runtime
+
+    saved = Path(args.run_dir or cls.run_dir) / saved_name
+    options = opt.resolve(args, cls, presets, saved)
+    if not options.data:
+        raise SystemExit("--data is required for a new run")
+    runtime.configure(options.threads or None, options.deterministic)
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     from training import runtime
@@ -101,20 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "cyclegan":
         from training import cyclegan
 
-        saved = Path(args.run_dir or opt.CycleGANOptions.run_dir) / "options.json"
-        options = opt.resolve(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, saved)
-        if not options.data:
-            raise SystemExit("--data is required for a new run")
-        runtime.configure(options.threads or None, options.deterministic)
+        options = _run_options(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, "options.json")
         print(json.dumps(cyclegan.train(options), default=str))
     elif args.command == "rdn":
         from training import rdn
 
-        saved = Path(args.run_dir or opt.RDNOptions.run_dir) / "rdn_options.json"
-        options = opt.resolve(args, opt.RDNOptions, opt.RDN_PRESETS, saved)
-        if not options.data:
-            raise SystemExit("--data is required for a new run")
-        runtime.configure(options.threads or None, options.deterministic)
+        options = _run_options(args, opt.RDNOptions, opt.RDN_PRESETS, "rdn_options.json")
         print(json.dumps(rdn.train(options), indent=2))
     elif args.command == "evaluate":
         from training import evaluate
