@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.directions import Direction
 from pipeline.registry import ModelRegistry
-from training import cyclegan, export
+from training import cyclegan, export, torch_reference
 
 
 def test_export_then_pipeline_load_gives_identical_outputs(tiny_options, photos_of, tmp_path):
@@ -32,49 +32,9 @@ def test_export_then_pipeline_load_gives_identical_outputs(tiny_options, photos_
     assert size["fp16"] < size["models"]
 
 
-
-# --- the PyTorch reference generator, written out as in junyanz/pytorch-CycleGAN-and-pix2pix ---
-
 def _torch_resnet_generator(ngf: int, n_blocks: int):
     torch = pytest.importorskip("torch")
-    nn = torch.nn
-
-    class ResnetBlock(nn.Module):
-        def __init__(self, dim):
-            super().__init__()
-            self.conv_block = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim), nn.ReLU(True),
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim))
-
-        def forward(self, x):
-            return x + self.conv_block(x)
-
-    class ResnetGenerator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            model = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=True), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
-            for i in range(2):
-                mult = 2**i
-                model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=True),
-                          nn.InstanceNorm2d(ngf * mult * 2), nn.ReLU(True)]
-            model += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
-            for i in range(2):
-                mult = 2 ** (2 - i)
-                model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                             bias=True),
-                          nn.InstanceNorm2d(ngf * mult // 2), nn.ReLU(True)]
-            model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
-            self.model = nn.Sequential(*model)
-
-        def forward(self, x):
-            return self.model(x)
-
-    torch.manual_seed(0)
-    net = ResnetGenerator().eval()
-    with torch.no_grad():  # non-trivial biases and asymmetric kernels, so a flip or transpose would show
-        for p in net.parameters():
-            p.uniform_(-0.3, 0.3)
-    return torch, net
+    return torch, torch_reference.randomized(torch_reference.resnet_generator(ngf, n_blocks))
 
 
 @pytest.mark.slow
