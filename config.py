@@ -94,6 +94,16 @@ class Config:
     WORKER_SOFT_TIME_LIMIT = _int("WORKER_SOFT_TIME_LIMIT", 300)
     WORKER_HARD_TIME_LIMIT = _int("WORKER_HARD_TIME_LIMIT", 360)
     WORKER_MAX_RETRIES = _int("WORKER_MAX_RETRIES", 5)
+    #: seconds a claimed job belongs to its worker; past it, the job may be claimed again
+    #: (None: the hard time limit + 60 s, so a live worker's job is never taken from it)
+    JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 0) or None
+
+    #: The reconciler (a timer thread in every worker's main process) re-sends to the broker
+    #: jobs queued longer than RECONCILE_QUEUED_AFTER seconds since they were last sent (the
+    #: broker lost them: Redis restarted without its data) and jobs running past their lease
+    #: (their worker died). Every RECONCILE_INTERVAL seconds; 0 turns it off.
+    RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 60)
+    RECONCILE_QUEUED_AFTER = _int("RECONCILE_QUEUED_AFTER", 900)
 
     JOB_RATE_LIMIT = os.environ.get("JOB_RATE_LIMIT") or "30 per minute"
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")  # None: Redis if the broker is, else memory

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from pipeline import CropBox, Direction, InputError, InputErrorCode, IntakeLimits, Photo, TranslateOptions, open_photo
 from pipeline.manifests import default_rdn, direction_status, read_manifests
 from webapp.extensions import db
-from webapp.models import Job, Upload
+from webapp.models import Job, Upload, utcnow
 from webapp.queue import enqueue
 from webapp.storage import storage
 
@@ -129,7 +129,7 @@ def create_job(data: bytes, filename: str | None, submission: Submission) -> Job
     job = Job(
         upload=upload, filename=name, direction=submission.direction.value,
         crop_x=box.x, crop_y=box.y, crop_size=box.size,
-        enhance=submission.options.enhance, size=submission.options.size,
+        enhance=submission.options.enhance, size=submission.options.size, enqueued_at=utcnow(),
     )
     db.session.add(job)
     db.session.commit()

@@ -111,6 +111,8 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Until when the worker that claimed the job owns it; past it, the job may be claimed again.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the job's id was last handed to the broker (the reconciler re-sends old ones).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # {stage: ISO start time} as the worker enters each stage, and {stage: ms} once done.
     stage_started_at: Mapped[dict] = mapped_column(JSON, default=dict)
     timings_ms: Mapped[dict] = mapped_column(JSON, default=dict)

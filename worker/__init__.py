@@ -6,10 +6,11 @@ app context with the same config, database and storage as the web.
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from webapp import create_app
 from webapp.extensions import db
+from webapp.reconcile import Reconciler
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]
@@ -23,3 +24,21 @@ def _load_models(**_: object) -> None:
     with flask_app.app_context():
         db.engine.dispose(close=False)  # never share a parent's database connections after fork
         tasks.warm_up()
+
+
+_reconciler: Reconciler | None = None
+
+
+@worker_ready.connect
+def _start_reconciler(**_: object) -> None:
+    """The worker's main process re-sends jobs the broker lost or a dead worker left behind."""
+    global _reconciler
+    if flask_app.config["RECONCILE_INTERVAL"] > 0:
+        _reconciler = Reconciler(flask_app)
+        _reconciler.start()
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_: object) -> None:
+    if _reconciler is not None:
+        _reconciler.stop()

@@ -72,6 +72,13 @@ def warm_up() -> None:
              registry().precision, ", ".join(warmed) or "none")
 
 
+def lease_seconds(config) -> int:
+    """How long a claim holds: JOB_LEASE_SECONDS (by default the hard time limit + 60 s), and
+    always longer than the hard time limit, so a job is never taken from a live worker."""
+    hard = config["WORKER_HARD_TIME_LIMIT"]
+    return max(config.get("JOB_LEASE_SECONDS") or hard + 60, hard + 1)
+
+
 def claim(job_id: str, worker: str) -> Job | None:
     """Mark the job running for `worker`, unless it is finished or another worker holds it.
 
@@ -79,7 +86,7 @@ def claim(job_id: str, worker: str) -> Job | None:
     the hard time limit lets a job whose worker died be claimed again once it expires.
     """
     now = utcnow()
-    lease = now + timedelta(seconds=current_app.config["WORKER_HARD_TIME_LIMIT"] + 60)
+    lease = now + timedelta(seconds=lease_seconds(current_app.config))
     claimable = or_(Job.status == JobStatus.QUEUED, (Job.status == JobStatus.RUNNING) & (Job.lease_until < now))
     claimed = db.session.execute(
         update(Job)
@@ -144,7 +151,7 @@ def _requeue(job: Job) -> None:
     """Give the job back to the queue while its retry waits (best effort: the database may be away)."""
     try:
         db.session.rollback()
-        job.status, job.stage, job.lease_until = JobStatus.QUEUED, None, None
+        job.status, job.stage, job.lease_until, job.enqueued_at = JobStatus.QUEUED, None, None, utcnow()
         db.session.commit()
     except OperationalError:
         db.session.rollback()

@@ -1,0 +1,110 @@
+"""Faults against real processes: the broker loses its data while jobs are queued, a worker is
+SIGKILLed in the middle of a job. The database is the record; the reconciler (a timer in every
+worker) re-sends what the broker lost or a dead worker left behind, and the atomic claim makes
+sure no job ever runs twice at the same time.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.service.conftest import app_config, flask_cli, jpeg_bytes, poll, submit
+from webapp import create_app
+
+pytestmark = pytest.mark.slow
+
+
+def settings_for(model_dir, tmp_path, broker: str, database: str, **extra: str) -> dict[str, str]:
+    return {
+        "MODEL_DIR": str(model_dir),
+        "STORAGE_URL": str(tmp_path / "storage"),
+        "CELERY_QUEUE": f"seasons-test-{secrets.token_hex(4)}",
+        "CELERY_BROKER_URL": broker,
+        "DATABASE_URL": database,
+        "RECONCILE_INTERVAL": "1",
+        **extra,
+    }
+
+
+def migrate(settings: dict[str, str], tmp_path) -> None:
+    upgrade = flask_cli(settings, tmp_path / "instance", "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+
+
+def results(storage: Path) -> list[str]:
+    return sorted(p.name for p in (storage / "results").glob("*")) if (storage / "results").exists() else []
+
+
+def succeeded_lines(log: str, job_id: str) -> int:
+    return len(re.findall(rf"job {re.escape(job_id)} succeeded", log))
+
+
+def test_broker_data_dropped_while_queued(model_dir, postgres_url, own_redis, tmp_path, fault_worker):
+    """Jobs queued, Redis FLUSHALL (its data is gone) → the reconciler re-sends them → each runs once."""
+    settings = settings_for(model_dir, tmp_path, own_redis, postgres_url, RECONCILE_QUEUED_AFTER="3")
+    migrate(settings, tmp_path)
+    client = create_app(app_config(settings)).test_client()
+    broker = redis.Redis.from_url(own_redis)
+
+    lost = []
+    for seed in range(3):
+        response = submit(client, jpeg_bytes(160, 120, seed=seed), enhance="false", size="256")
+        assert response.status_code == 202, response.get_data(as_text=True)
+        lost.append(response.get_json()["id"])
+    assert broker.llen(settings["CELERY_QUEUE"]) == 3
+    broker.flushall()  # as a Redis restarted without persistence
+    assert broker.llen(settings["CELERY_QUEUE"]) == 0
+    # One more, sent after the flush: its message exists, and the reconciler may send it again too.
+    response = submit(client, jpeg_bytes(160, 120, seed=9), enhance="false", size="256")
+    kept = response.get_json()["id"]
+
+    worker = fault_worker(settings)
+    jobs = {job_id: poll(client, f"/api/jobs/{job_id}", timeout=90) for job_id in [*lost, kept]}
+    for job_id, job in jobs.items():
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 1, job  # claimed once: a duplicate delivery is skipped, never run
+        assert succeeded_lines(worker.log(), job_id) == 1
+    for job_id in lost:
+        assert f"re-sent job {job_id} (queued too long)" in worker.log()
+    assert results(tmp_path / "storage") == sorted(f"{j}{s}.png" for j in jobs for s in ("", "-before"))
+
+
+def test_worker_sigkilled_mid_job(model_dir, postgres_url, own_redis, tmp_path, fault_worker):
+    """SIGKILL the worker while its job is in the generator stage → another worker finishes it
+    once the lease has expired: one result, two attempts recorded."""
+    limits = {"WORKER_SOFT_TIME_LIMIT": "8", "WORKER_HARD_TIME_LIMIT": "10", "JOB_LEASE_SECONDS": "11",
+              "RECONCILE_QUEUED_AFTER": "60"}
+    settings = settings_for(model_dir, tmp_path, own_redis, postgres_url, **limits)
+    migrate(settings, tmp_path)
+    client = create_app(app_config(settings)).test_client()
+
+    doomed = fault_worker({**settings, "SLOW_STAGE_SECONDS": "60"}, "--include", "tests.reliability.slow_stage")
+    response = submit(client, jpeg_bytes(160, 120, seed=3), enhance="false", size="256")
+    assert response.status_code == 202
+    url = response.headers["Location"]
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(url).get_json()
+        if job["status"] == "running" and job["stage"] == "generator":
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    first_worker, first_started = job["worker"], datetime.fromisoformat(job["started_at"])
+    doomed.kill()
+
+    rescuer = fault_worker(settings)
+    job = poll(client, url, timeout=90)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2 and job["worker"] != first_worker, job
+    # Claimed again only once the first claim's lease had run out: never two runs at once.
+    assert (datetime.fromisoformat(job["started_at"]) - first_started).total_seconds() >= 11
+    assert f"re-sent job {job['id']} (running past its lease" in rescuer.log()
+    assert succeeded_lines(rescuer.log(), job["id"]) == 1 and succeeded_lines(doomed.log(), job["id"]) == 0
+    assert results(tmp_path / "storage") == [f"{job['id']}-before.png", f"{job['id']}.png"]
