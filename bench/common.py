@@ -54,6 +54,19 @@ def warm_ms(fn: Callable[[], object], repeats: int = 5) -> float:
     return statistics.median(timed(fn) for _ in range(repeats))
 
 
+def interleaved_warm_ms(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """Median warm ms of each callable, timed in rounds (one call of each per round) after one
+    untimed call each: load from other processes then falls on all of them alike, so their
+    ratios stay fair on a shared machine."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
