@@ -18,6 +18,7 @@ from tests.service.conftest import (  # noqa: F401 - fixtures reused from the se
     BIN,
     ROOT,
     Worker,
+    check_openapi,
     free_port,
     model_dir,
     postgres_url,
