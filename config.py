@@ -73,6 +73,8 @@ class Config:
 
     SECRET_KEY = os.environ.get("SECRET_KEY")  # None: generated once into instance/secret_key
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    # A connection that died while the database was away is noticed and replaced, not handed out.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
     # Broker: None means "resolve at start" (see resolve_broker_url).
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
@@ -104,6 +106,10 @@ class Config:
     #: (their worker died). Every RECONCILE_INTERVAL seconds; 0 turns it off.
     RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 60)
     RECONCILE_QUEUED_AFTER = _int("RECONCILE_QUEUED_AFTER", 900)
+
+    #: public: /history and GET /api/jobs list every job (a public gallery, the default);
+    #: none: no listing at all, each job is reachable only through its unguessable id.
+    HISTORY_VISIBILITY = os.environ.get("HISTORY_VISIBILITY") or "public"
 
     JOB_RATE_LIMIT = os.environ.get("JOB_RATE_LIMIT") or "30 per minute"
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")  # None: Redis if the broker is, else memory

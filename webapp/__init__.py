@@ -28,6 +28,21 @@ def _instance_secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+#: Sent with every response. The pages' own <meta> CSP says the same minus frame-ancestors,
+#: which only a header can carry.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app from config.Config, with `config`'s keys (tests, tools) on top."""
     app = Flask(__name__, instance_path=str(instance_dir))
@@ -37,6 +52,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
+    if app.config["HISTORY_VISIBILITY"] not in ("public", "none"):
+        raise ValueError(f"HISTORY_VISIBILITY must be public or none, not {app.config['HISTORY_VISIBILITY']!r}")
     if not app.config["CELERY_BROKER_URL"]:
         app.config["CELERY_BROKER_URL"] = resolve_broker_url()
     if not app.config["RATELIMIT_STORAGE_URI"]:
@@ -65,8 +82,14 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.cli.add_command(jobs_command)
 
     @app.after_request
-    def no_sniffing(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    def security_headers(response: Response) -> Response:
+        """On every response: the strict CSP (as a header, so frame-ancestors holds), no sniffing."""
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
+
+    @app.context_processor
+    def history_visibility() -> dict:
+        return {"history_public": app.config["HISTORY_VISIBILITY"] == "public"}
 
     return app

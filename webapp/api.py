@@ -119,6 +119,8 @@ def get_job(job_id: str) -> Response:
 
 @bp.get("/jobs")
 def list_jobs() -> Response:
+    if current_app.config["HISTORY_VISIBILITY"] != "public":
+        abort(404, description="this site keeps its history private; follow a job through its own link")
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
     status = request.args.get("status")
     if status:

@@ -105,6 +105,8 @@ def result_page(job_id: str):
 
 @bp.get("/history")
 def history():
+    if current_app.config["HISTORY_VISIBILITY"] != "public":
+        return _not_found()
     return render_template("history.html", directions=list(Direction))
 
 

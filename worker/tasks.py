@@ -160,7 +160,17 @@ def _requeue(job: Job) -> None:
 @shared_task(bind=True, name="worker.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: str) -> None:
     """Run one job to `succeeded` or `failed`; retry only transient errors, with backoff."""
-    job = claim(job_id, self.request.hostname or "worker")
+    try:
+        job = claim(job_id, self.request.hostname or "worker")
+    except OperationalError as exc:  # the database is away: keep the message, try again later
+        try:
+            db.session.rollback()
+        except OperationalError:
+            pass
+        retries = self.request.retries
+        log.warning("job %s: database unavailable at claim, retry %d: %s", job_id, retries + 1, exc)
+        raise self.retry(exc=exc, countdown=min(2 ** (retries + 1), 60),
+                         max_retries=current_app.config["WORKER_MAX_RETRIES"] + 5) from exc
     if job is None:
         return
     label = job.direction_enum.label
