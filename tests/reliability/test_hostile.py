@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from pipeline import InputError, IntakeLimits, open_photo
 from tests.reliability.corpus import _save, corpus, photo
-from tests.service.conftest import app_config, flask_cli, jpeg_bytes, submit
+from tests.service.conftest import app_config, flask_cli, jpeg_bytes, poll, submit
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job, Upload
@@ -131,3 +131,29 @@ def test_fuzz_intake_only_refuses_cleanly(data):
     assert result.image.mode == "RGB" and result.width >= 16 and result.height >= 16
     assert isinstance(result.image, Image.Image) and result.width * result.height <= LIMITS.max_pixels
     io.BytesIO(result.image.tobytes())  # the pixels are really there
+
+
+@pytest.mark.slow
+def test_accepted_corpus_translates_in_a_real_worker(model_dir, own_redis, tmp_path, fault_worker):
+    """Every file the API took (odd modes, frames, EXIF, polyglots, a 10 MB comment) ends as a
+    correct result: succeeded, with a 256×256 PNG."""
+    settings = {
+        "MODEL_DIR": str(model_dir), "STORAGE_URL": str(tmp_path / "storage"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'seasons.sqlite'}", "CELERY_BROKER_URL": own_redis,
+        "CELERY_QUEUE": "seasons-hostile-run", "MAX_UPLOAD_BYTES": str(MAX_BYTES), "RECONCILE_INTERVAL": "0",
+    }
+    upgrade = flask_cli(settings, tmp_path / "instance", "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    client = create_app({**app_config(settings), "MAX_UPLOAD_BYTES": MAX_BYTES}).test_client()
+    accepted = {name: data for name, _, data, expected in CORPUS if expected == "accept"}
+    urls = {}
+    for name, data in accepted.items():
+        response = submit(client, data, enhance="false", size="256")
+        assert response.status_code == 202, (name, response.get_data(as_text=True))
+        urls[name] = response.headers["Location"]
+    fault_worker(settings)
+    for name, url in urls.items():
+        job = poll(client, url, timeout=120)
+        assert job["status"] == "succeeded", (name, job)
+        result = client.get(job["urls"]["result"])
+        assert result.mimetype == "image/png" and Image.open(io.BytesIO(result.data)).size == (256, 256), name
