@@ -224,6 +224,7 @@ def openapi_document() -> dict:
                         "200": {"description": "one page of jobs", "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/JobList"}}}},
                         "400": _error("bad filter"),
+                        "404": _error("HISTORY_VISIBILITY=none: this deployment lists no jobs"),
                     },
                 },
             },
