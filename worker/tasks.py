@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,15 +79,21 @@ def lease_seconds(config) -> int:
     return max(config.get("JOB_LEASE_SECONDS") or hard + 60, hard + 1)
 
 
-def claim(job_id: str, worker: str) -> Job | None:
+def claim(job_id: str, worker: str, held_lease: str | None = None) -> Job | None:
     """Mark the job running for `worker`, unless it is finished or another worker holds it.
 
     One atomic UPDATE, so two deliveries of one job never both run it. A lease longer than
     the hard time limit lets a job whose worker died be claimed again once it expires.
+    `held_lease` is given by a retry of an attempt that ended on a transient error without
+    being able to release its claim (the database was away): that attempt's own lease, which
+    only this retry knows, lets it take the job back at once.
     """
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds(current_app.config))
     claimable = or_(Job.status == JobStatus.QUEUED, (Job.status == JobStatus.RUNNING) & (Job.lease_until < now))
+    if held_lease:
+        mine = (Job.status == JobStatus.RUNNING) & (Job.lease_until == datetime.fromisoformat(held_lease))
+        claimable = or_(claimable, mine)
     claimed = db.session.execute(
         update(Job)
         .where(Job.public_id == job_id, claimable)
@@ -147,21 +153,24 @@ def _fail(job: Job, code: str, message: str) -> None:
     log.warning("job %s failed: %s: %s", job.public_id, code, message)
 
 
-def _requeue(job: Job) -> None:
-    """Give the job back to the queue while its retry waits (best effort: the database may be away)."""
+def _requeue(job: Job) -> bool:
+    """Give the job back to the queue while its retry waits (best effort: the database may be
+    away); True when that was recorded."""
     try:
         db.session.rollback()
         job.status, job.stage, job.lease_until, job.enqueued_at = JobStatus.QUEUED, None, None, utcnow()
         db.session.commit()
+        return True
     except OperationalError:
         db.session.rollback()
+        return False
 
 
 @shared_task(bind=True, name="worker.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
-def run_job(self, job_id: str) -> None:
+def run_job(self, job_id: str, held_lease: str | None = None) -> None:
     """Run one job to `succeeded` or `failed`; retry only transient errors, with backoff."""
     try:
-        job = claim(job_id, self.request.hostname or "worker")
+        job = claim(job_id, self.request.hostname or "worker", held_lease)
     except OperationalError as exc:  # the database is away: keep the message, try again later
         try:
             db.session.rollback()
@@ -173,7 +182,7 @@ def run_job(self, job_id: str) -> None:
                          max_retries=current_app.config["WORKER_MAX_RETRIES"] + 5) from exc
     if job is None:
         return
-    label = job.direction_enum.label
+    label, my_lease = job.direction_enum.label, iso(job.lease_until)
     try:
         try:
             data = storage().get(job.upload.storage_key)
@@ -197,8 +206,8 @@ def run_job(self, job_id: str) -> None:
             _fail(job, "unavailable", "the service could not finish this job right now; please try again later")
             return
         log.warning("job %s: transient error, retry %d: %s", job_id, retries + 1, exc)
-        _requeue(job)
-        raise self.retry(exc=exc, countdown=min(2 ** (retries + 1), 60)) from exc
+        raise self.retry(exc=exc, countdown=min(2 ** (retries + 1), 60), args=[job_id],
+                         kwargs={"held_lease": None if _requeue(job) else my_lease}) from exc
     except Exception:  # noqa: BLE001 - an unknown failure still ends as a readable `failed`
         log.exception("job %s: unexpected error", job_id)
         _fail(job, "internal_error", "the translation failed unexpectedly; the operators have been told")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.reliability.conftest import Proxy
 from tests.service.conftest import app_config, flask_cli, jpeg_bytes, poll, submit
 from webapp import create_app
 
@@ -108,3 +109,42 @@ def test_worker_sigkilled_mid_job(model_dir, postgres_url, own_redis, tmp_path, 
     assert f"re-sent job {job['id']} (running past its lease" in rescuer.log()
     assert succeeded_lines(rescuer.log(), job["id"]) == 1 and succeeded_lines(doomed.log(), job["id"]) == 0
     assert results(tmp_path / "storage") == [f"{job['id']}-before.png", f"{job['id']}.png"]
+
+
+def test_database_away_while_worker_runs_a_job(model_dir, postgres_url, own_redis, tmp_path, fault_worker):
+    """The worker's database connection is cut in the middle of a job (its status write fails,
+    and so does giving the job back): the retry takes back its own claim as soon as the
+    database returns, without waiting for the lease, and finishes the job."""
+    host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    proxy = Proxy((host, int(port)))
+    proxy.start()
+    try:
+        direct = settings_for(model_dir, tmp_path, own_redis, postgres_url, RECONCILE_INTERVAL="0")
+        migrate(direct, tmp_path)
+        through_proxy = {**direct, "DATABASE_URL": postgres_url.replace(host_port, f"127.0.0.1:{proxy.port}"),
+                         "SLOW_STAGE_SECONDS": "3"}
+        worker = fault_worker(through_proxy, "--include", "tests.reliability.slow_stage")
+        client = create_app(app_config(direct)).test_client()  # the web reaches the database directly
+        url = submit(client, jpeg_bytes(160, 120, seed=4), enhance="false", size="256").headers["Location"]
+        deadline = time.monotonic() + 60
+        while (job := client.get(url).get_json())["stage"] != "generator":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        proxy.cut()  # while the generator stage sleeps: the next status write fails
+        deadline = time.monotonic() + 30
+        while "transient error, retry 1" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.2)
+        while "database unavailable at claim" not in worker.log():  # the retry meets it away too
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.2)
+        proxy.start()
+        job = poll(client, url, timeout=60)
+        assert job["status"] == "succeeded" and job["attempts"] == 2, job
+        assert succeeded_lines(worker.log(), job["id"]) == 1 and "not claimable" not in worker.log()
+        # Well before the lease (hard limit + 60 s) could have run out.
+        started = datetime.fromisoformat(job["created_at"])
+        assert (datetime.fromisoformat(job["finished_at"]) - started).total_seconds() < 60
+    finally:
+        proxy.cut()

@@ -3,14 +3,11 @@ coming back (through a loopback TCP proxy in front of PostgreSQL that the test c
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
-from tests.service.conftest import app_config, flask_cli, free_port, jpeg_bytes, submit
+from tests.reliability.conftest import Proxy
+from tests.service.conftest import app_config, flask_cli, jpeg_bytes, submit
 from webapp import CONTENT_SECURITY_POLICY, create_app
 from webapp.extensions import db
 from webapp.models import Upload
@@ -75,60 +72,6 @@ def test_history_visibility_none_lists_nothing(settings, check_openapi):
     assert private.get(f"/api/jobs/{job['id']}").status_code == 200
     with pytest.raises(ValueError, match="HISTORY_VISIBILITY"):
         create_app({**app_config(settings), "HISTORY_VISIBILITY": "friends"})
-
-
-class Proxy:
-    """A loopback TCP proxy to `upstream` that can be cut (refusing and dropping connections)
-    and restored on the same port."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream, self.port = upstream, free_port()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            self._sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        if self._listener:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
-            self._listener.close()
-            self._listener = None
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
 
 
 def test_database_away_gives_503_and_recovers(model_dir, postgres_url, tmp_path):
