@@ -55,14 +55,17 @@ def warm_ms(fn: Callable[[], object], repeats: int = 5) -> float:
 
 
 def interleaved_warm_ms(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
-    """Median warm ms of each callable, timed in rounds (one call of each per round) after one
-    untimed call each: load from other processes then falls on all of them alike, so their
-    ratios stay fair on a shared machine."""
-    for fn in fns.values():
-        fn()
+    """Median warm ms of each callable, timed in rounds so that load from other processes
+    falls on all of them alike and their ratios stay fair on a shared machine.
+
+    In each round every callable runs twice and only the second call is timed: the first
+    absorbs what the previous one left behind (PyTorch's OpenMP threads spin on after a
+    call, and would otherwise be charged to the next framework's call).
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            fn()
             times[name].append(timed(fn))
     return {name: statistics.median(t) for name, t in times.items()}
 

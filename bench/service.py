@@ -22,6 +22,7 @@ for all six directions, the CPU RDN C3-D4-G32-G032), `tiny` = `pipeline init-ran
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import secrets
@@ -117,7 +118,11 @@ def run_job(url: str, timings: list[dict], poll_s: float = 0.02, timeout: float 
     if job["status"] != "succeeded":
         raise SystemExit(f"job did not succeed: {job}")
     stages = job["timings_ms"]
+    created, started, finished = (dt.datetime.fromisoformat(job[k])
+                                  for k in ("created_at", "started_at", "finished_at"))
     timings.append({"client_ms": client_ms, "server_ms": job["elapsed_ms"],
+                    "queue_ms": (started - created).total_seconds() * 1000,
+                    "in_worker_ms": (finished - started).total_seconds() * 1000,
                     "pipeline_ms": sum(stages.get(s, 0) for s in PIPELINE_STAGES),
                     "networks_ms": stages.get("generator", 0) + stages.get("rdn", 0),
                     "store_ms": stages.get("store", 0), "worker": job["worker"]})
@@ -217,8 +222,10 @@ def main() -> None:
                      statistics.median(d["pipeline_ms"] for d in sequential),
                      statistics.median(over), percentile(over, 95), statistics.median(over_net)])
     record["overhead"] = rows
-    print(f"\n{len(sequential)} jobs one at a time (store stage p50 "
-          f"{statistics.median(d['store_ms'] for d in sequential):.1f} ms):")
+    median = lambda key: statistics.median(d[key] for d in sequential)  # noqa: E731
+    print(f"\n{len(sequential)} jobs one at a time; server side p50: created → claimed {median('queue_ms'):.1f} ms, "
+          f"claimed → finished {median('in_worker_ms'):.1f} ms of which pipeline {median('pipeline_ms'):.1f} ms "
+          f"and store {median('store_ms'):.1f} ms:")
     print(table(["measured from", "total p50 ms", "pipeline p50 ms", "overhead p50 ms", "overhead p95 ms",
                  "total − networks p50 ms"], rows))
     base = record["throughput"][0]["jobs_per_s"]

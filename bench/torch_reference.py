@@ -114,7 +114,7 @@ def main() -> None:
           f"{args.threads} threads; limit float32 {limits['float32']:,.0f}, "
           f"bfloat16 {limits['bfloat16']:,.0f} GFLOP/s\n")
     print(table(["variant", "cold ms", "warm ms", "GFLOP/s", "of limit", "vs pytorch fp32", "PSNR dB"], rows))
-    print(f"\nwritten to {save('torch_reference', record)}")
+    print(f"\nwritten to {save(f'torch_reference-t{args.threads}', record)}")
 
 
 if __name__ == "__main__":
