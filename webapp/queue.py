@@ -29,6 +29,10 @@ def celery_config(app: Flask) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A pool process says "up" only after worker_process_init has loaded and warmed every
+        # model; Celery's default 4 s would kill each replacement of a dead pool process (OOM)
+        # before it is up, forever.
+        "worker_proc_alive_timeout": 180,
         "task_soft_time_limit": app.config["WORKER_SOFT_TIME_LIMIT"],
         "task_time_limit": hard,
         # Fail fast when the broker is down at submit time; the job row stays queued.

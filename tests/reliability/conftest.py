@@ -73,6 +73,13 @@ class FaultWorker(Worker):
             start_new_session=True,
         )
 
+    def kill_pool_process(self) -> int:
+        """SIGKILL only the pool process running the job (as the kernel's OOM killer would)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGKILL)
+        return int(children[0])
+
     def kill(self) -> None:
         """SIGKILL the whole worker (main and pool process), as when its host dies."""
         os.killpg(self.process.pid, signal.SIGKILL)

@@ -3,7 +3,8 @@ test can kill the worker while a job is certainly in the middle of it. Productio
 no hook for this; the module wraps `worker.tasks._enter_stage` in the worker's main process
 before its pool process is forked.
 
-SLOW_STAGE (default generator) sleeps SLOW_STAGE_SECONDS (default 3) after it is entered.
+SLOW_STAGE (default generator) sleeps SLOW_STAGE_SECONDS (default 3) after it is entered;
+with SLOW_STAGE_ONCE=<path>, only the first time on this machine (the file marks it done).
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from worker import tasks
 _enter_stage = tasks._enter_stage
 STAGE = os.environ.get("SLOW_STAGE", "generator")
 SECONDS = float(os.environ.get("SLOW_STAGE_SECONDS", "3"))
+ONCE = os.environ.get("SLOW_STAGE_ONCE")
 
 
 def _slow_enter_stage(job, stage: str) -> None:
     _enter_stage(job, stage)
     if stage == STAGE:
+        if ONCE:
+            try:
+                os.close(os.open(ONCE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         time.sleep(SECONDS)
 
 
