@@ -1,13 +1,15 @@
 """Where the generator's time goes: every layer timed alone at its own shape, and the whole
 network under tf.function with and without XLA, in one process.
 
-    .venv/bin/python bench/generator.py [--threads 2] [--inter 1] [--precision float32] [--repeats 5]
+    .venv/bin/python bench/generator.py [--threads 2] [--inter 1] [--precision float32] [--repeats 5] [--norms]
 
 Each layer of the ResNet generator (ngf 64, 9 blocks) runs as its own tf.function on a
 random tensor of the shape it sees in a 256×256 pass; the table sums them by kind (7×7 /
 3×3 / stride-2 / transposed convolutions, InstanceNorm, padding, crop, ReLU, add, tanh) with
-each kind's share of the sum and its GFLOP/s. Thread settings are process-wide in
-TensorFlow, so compare them by running this script once per setting.
+each kind's share of the sum and its GFLOP/s. `--norms` adds the whole network with two
+other InstanceNorm formulations, each with its output's max |diff| from the shipped one.
+Thread settings are process-wide in TensorFlow, so compare them by running this script once
+per setting.
 """
 
 from __future__ import annotations
@@ -39,12 +41,38 @@ def layer_gflop(layer, input_shape) -> float:
     return conv_gflop(lambda x: layer(x), input_shape[1]) if input_shape[1] == input_shape[2] else 0.0
 
 
+def fused_instance_norm(self, x):
+    """InstanceNorm as oneDNN's fused batch norm over a (1, H, W, N·C) view: one candidate
+    formulation (not the shipped one; see `--norms`)."""
+    import tensorflow as tf
+
+    c, shape = x.shape[-1], tf.shape(x)
+    n, h, w = shape[0], shape[1], shape[2]
+    flat = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
+    y = tf.raw_ops.FusedBatchNormV3(
+        x=flat, scale=tf.ones([n * c]), offset=tf.zeros([n * c]), mean=tf.constant([], tf.float32),
+        variance=tf.constant([], tf.float32), epsilon=self.epsilon, exponential_avg_factor=1.0,
+        data_format="NHWC", is_training=True)[0]
+    return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
+
+
+def centred_instance_norm(self, x):
+    """InstanceNorm with the mean subtracted once and reused for the variance (another candidate)."""
+    import tensorflow as tf
+
+    x32 = tf.cast(x, tf.float32)
+    centred = x32 - tf.reduce_mean(x32, axis=[1, 2], keepdims=True)
+    variance = tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True)
+    return tf.cast(centred * tf.math.rsqrt(variance + self.epsilon), x.dtype)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
     parser.add_argument("--inter", type=int, default=1, help="inter-op threads")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--norms", action="store_true", help="also time candidate InstanceNorm formulations")
     args = parser.parse_args()
 
     import keras
@@ -82,9 +110,20 @@ def main() -> None:
 
     whole = {"tf.function": tf.function(lambda x: model(x, training=False)),
              "tf.function + XLA (jit_compile)": tf.function(lambda x: model(x, training=False), jit_compile=True)}
+    shipped = whole["tf.function"](x)
+    diffs = {"tf.function": 0.0}
+    if args.norms:  # each candidate traced while it is InstanceNorm's call, then the shipped one restored
+        original = networks.InstanceNorm.call
+        for label, call in (("fused batch norm", fused_instance_norm), ("centred two-pass", centred_instance_norm)):
+            networks.InstanceNorm.call = call
+            name = f"tf.function, InstanceNorm as {label}"
+            whole[name] = tf.function(lambda x: model(x, training=False))
+            diffs[name] = float(tf.reduce_max(tf.abs(whole[name](x) - shipped)))
+        networks.InstanceNorm.call = original
     for name, fn in whole.items():
         runs[name] = lambda fn=fn: fn(x).numpy()
-    diff = float(tf.reduce_max(tf.abs(whole["tf.function"](x) - whole["tf.function + XLA (jit_compile)"](x))))
+        if name not in diffs:
+            diffs[name] = float(tf.reduce_max(tf.abs(fn(x) - shipped)))
     warm = interleaved_warm_ms(runs, args.repeats)
 
     by_kind = defaultdict(lambda: [0, 0.0])
@@ -96,13 +135,14 @@ def main() -> None:
             for k, (n, ms) in sorted(by_kind.items(), key=lambda kv: -kv[1][1])]
     rows.append(["sum of layers alone", sum(n for n, _ in by_kind.values()), layer_sum, "100 %", gflop,
                  gflop / layer_sum * 1000])
-    for name in whole:
-        rows.append([f"whole network, {name}", "", warm[name], "", gflop, gflop / warm[name] * 1000])
+    whole_rows = [[name, warm[name], gflop / warm[name] * 1000, f"{diffs[name]:.1e}"] for name in whole]
     print(f"generator ngf 64 / 9 blocks, 256², {args.precision}, intra {args.threads or 'all'} / inter "
-          f"{args.inter} threads; XLA output max |diff| {diff:.2e}; hot conv alone {hot_conv_gflop():.2f} GFLOP\n")
+          f"{args.inter} threads (hot conv alone: {hot_conv_gflop():.2f} GFLOP)\n")
     print(table(["layer kind", "layers", "warm ms", "share", "GFLOP", "GFLOP/s"], rows))
+    print("\nwhole network (max |diff| against the shipped tf.function's output):")
+    print(table(["variant", "warm ms", "GFLOP/s", "max |diff|"], whole_rows))
     tag = f"generator-{args.precision}-t{args.threads or 'all'}-i{args.inter}"
-    print(f"\nwritten to {save(tag, {'args': vars(args), 'rows': rows, 'xla_max_abs_diff': diff})}")
+    print(f"\nwritten to {save(tag, {'args': vars(args), 'layers': rows, 'whole': whole_rows})}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ sure no job ever runs twice at the same time.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -161,3 +163,21 @@ def test_database_away_while_worker_runs_a_job(model_dir, postgres_url, own_redi
         assert (datetime.fromisoformat(job["finished_at"]) - started).total_seconds() < 60
     finally:
         proxy.cut()
+
+
+def test_sigterm_lets_the_job_in_hand_finish(model_dir, postgres_url, own_redis, tmp_path, fault_worker):
+    """SIGTERM to a worker in the middle of a job: warm shutdown, the job finishes first."""
+    settings = settings_for(model_dir, tmp_path, own_redis, postgres_url, RECONCILE_INTERVAL="0")
+    migrate(settings, tmp_path)
+    client = create_app(app_config(settings)).test_client()
+    worker = fault_worker({**settings, "SLOW_STAGE_SECONDS": "3"}, "--include", "tests.reliability.slow_stage")
+    url = submit(client, jpeg_bytes(160, 120, seed=50), enhance="false", size="256").headers["Location"]
+    deadline = time.monotonic() + 60
+    while (job := client.get(url).get_json())["stage"] != "generator":
+        assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+        time.sleep(0.1)
+    os.kill(worker.process.pid, signal.SIGTERM)  # the main process, as a supervisor stops it
+    assert worker.process.wait(60) == 0
+    job = client.get(url).get_json()
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert "Warm shutdown" in worker.log() and succeeded_lines(worker.log(), job["id"]) == 1
