@@ -103,8 +103,8 @@ class CycleGAN:
         self.opts = opts
         self.steps_per_epoch = steps_per_epoch
         keras.utils.set_random_seed(opts.seed)
-        mixed = opts.mixed_precision == "on" or (opts.mixed_precision == "auto" and runtime.has_gpu())
-        keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+        policy = runtime.mixed_policy(opts.mixed_precision)
+        keras.mixed_precision.set_global_policy(policy)
         self.g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
         self.g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
         self.d_a = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_a")  # real A vs F(b)
@@ -113,7 +113,7 @@ class CycleGAN:
         schedule = LinearDecay(opts.lr, steps_per_epoch, opts.epochs, opts.epochs_decay)
         self.opt_g = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
         self.opt_d = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
-        if mixed:
+        if policy == "mixed_float16":  # float16 needs loss scaling; bfloat16 has float32's range
             self.opt_g = keras.optimizers.LossScaleOptimizer(self.opt_g)
             self.opt_d = keras.optimizers.LossScaleOptimizer(self.opt_d)
         self.g_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables

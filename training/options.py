@@ -38,7 +38,7 @@ class CycleGANOptions:
     pool_size: int = 50
     batch_size: int = 1
     seed: int = 0
-    mixed_precision: str = "auto"  # auto = on a GPU only
+    mixed_precision: str = "auto"  # auto | float16 | bfloat16 | off (see training.runtime.mixed_policy)
     samples: int = 4  # test photos per domain in the per-epoch grid
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)
     log_every: int = 25  # steps between TensorBoard scalars
@@ -98,7 +98,7 @@ _HELP = {
     "pool_size": "image pool of past fakes shown to the discriminators (0 = none)",
     "batch_size": "images per domain per step",
     "seed": "seed for initialisation, data order, augmentation and the pools",
-    "mixed_precision": "mixed float16: auto (on a GPU only), on, off",
+    "mixed_precision": "auto (float16 on a GPU, bfloat16 on a CPU with native bf16, else off), float16, bfloat16, off",
     "samples": "held-out photos per domain in the per-epoch sample grid",
     "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C)",
     "log_every": "steps between TensorBoard scalar logs",
@@ -106,6 +106,9 @@ _HELP = {
     "threads": "TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free",
     "deterministic": "enable TensorFlow op determinism (bitwise repeatable, slower)",
 }
+
+
+_CHOICES = {"mixed_precision": ("auto", "float16", "bfloat16", "off")}
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict, skip: tuple = ()) -> None:
@@ -120,7 +123,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict, skip:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=kind, default=None, help=text)
+            parser.add_argument(flag, type=kind, default=None, help=text, choices=_CHOICES.get(f.name))
 
 
 def cyclegan_parser(parser: argparse.ArgumentParser) -> None:

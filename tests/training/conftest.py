@@ -44,7 +44,7 @@ def tiny_options(pair_dir, data_dir, tmp_path) -> CycleGANOptions:
     return CycleGANOptions(
         data=str(pair_dir), data_dir=str(data_dir), run_dir=str(tmp_path / "run"), size=32, zoom=1.25,
         saturation=0.1, ngf=4, n_blocks=1, ndf=4, epochs=1, epochs_decay=1, pool_size=3, samples=2,
-        save_every=0, log_every=1, seed=3,
+        save_every=0, log_every=1, seed=3, mixed_precision="off",  # exact float32 comparisons
     )
 
 

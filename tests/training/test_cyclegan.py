@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -48,6 +49,38 @@ def test_stop_and_resume_equals_an_unbroken_run(tiny_options, photos_of, tmp_pat
     for got, want in zip(weights_of(trainer), weights_of(expected), strict=True):
         np.testing.assert_array_equal(got, want)
 
+
+def test_bfloat16_training_keeps_float32_weights_and_exports(tiny_options, photos_of, tmp_path):
+    """Mixed bfloat16 (the CPU default where bf16 is native): bf16 compute, float32 variables, no
+    loss scaling, finite losses, and an export the float32 pipeline loads close to the trainer's output."""
+    from pipeline.directions import Direction
+    from pipeline.registry import ModelRegistry
+    from training import export
+
+    opts = dataclasses.replace(tiny_options, max_steps=4, mixed_precision="bfloat16")
+    trainer = cyclegan.Trainer(opts, *photos_of(opts))
+    assert trainer.model.g_ab.layers[2].dtype_policy.name == "mixed_bfloat16"
+    assert not isinstance(trainer.model.opt_g, keras.optimizers.LossScaleOptimizer)
+    result = trainer.fit(progress=False)
+    assert all(math.isfinite(v) for v in result["losses"].values())
+    assert all(v.dtype == "float32" for v in trainer.model.g_ab.weights)
+
+    export.export_cyclegan_run(opts.run_dir, tmp_path / "models", pair="summer2winter")
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    served = ModelRegistry(tmp_path / "models").generator(Direction.SUMMER2WINTER).network(x).numpy()
+    assert np.abs(served - np.asarray(trainer.model.g_ab(x), np.float32)).max() < 0.05
+
+
+@pytest.mark.parametrize(("choice", "gpu", "cpu_bf16", "policy"), [
+    ("auto", True, False, "mixed_float16"), ("auto", False, True, "mixed_bfloat16"),
+    ("auto", False, False, "float32"), ("off", True, True, "float32"), ("bfloat16", False, False, "mixed_bfloat16")])
+def test_mixed_policy_follows_the_hardware(monkeypatch, choice, gpu, cpu_bf16, policy):
+    from pipeline import registry
+    from training import runtime
+
+    monkeypatch.setattr(runtime, "has_gpu", lambda: gpu)
+    monkeypatch.setattr(registry, "best_precision", lambda: "bfloat16" if cpu_bf16 else "float32")
+    assert runtime.mixed_policy(choice) == policy
 
 
 def _batch(opts):
