@@ -3,7 +3,7 @@
     .venv/bin/python bench/pipeline.py [--threads 2] [--repeats 5]
 
 Stages as `translate()` runs them: decode (a 12 MP phone-size JPEG), crop_resize (to 256),
-generator (ResNet-9 at ngf 64 and 32), rdn (each RDN configuration), encode (512 px PNG).
+generator (ResNet-9 at ngf 64 and 32, and the shipped ResNet-6 at ngf 32), rdn (each RDN configuration), encode (512 px PNG).
 Cold = the first call of a freshly loaded model (tf.function tracing included); warm = the
 median of the next calls. Weights are random: time does not depend on their values.
 """
@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import save, table, timed, warm_ms  # noqa: E402
 
-GENERATORS = {"ngf64-9blocks": {"ngf": 64, "n_blocks": 9}, "ngf32-9blocks": {"ngf": 32, "n_blocks": 9}}
+GENERATORS = {"ngf64-9blocks": {"ngf": 64, "n_blocks": 9}, "ngf32-9blocks": {"ngf": 32, "n_blocks": 9},
+              "ngf32-6blocks (shipped CPU recipe)": {"ngf": 32, "n_blocks": 6}}
 RDNS = {
     "C6-D20-G64-G064 (ISR artefact cancelling)": {"C": 6, "D": 20, "G": 64, "G0": 64, "x": 2},
     "C3-D10-G64-G064 (ISR psnr-small)": {"C": 3, "D": 10, "G": 64, "G0": 64, "x": 2},

@@ -1,13 +1,14 @@
 """The service end to end: HTTP → database → broker → worker → storage, with warm workers.
 
-    .venv/bin/python bench/service.py [--models full|tiny] [--jobs 12] [--clients 4] [--sequential 10]
+    .venv/bin/python bench/service.py [--models shipped|full|tiny] [--jobs 12] [--clients 4] [--sequential 10]
 
 Starts, on loopback only, gunicorn (the Procfile's web command, 2 workers) and Celery
 workers (the test suite's `Worker`: prefork, one single-threaded pool process each) over a
 SQLite database migrated with `flask db upgrade`, local storage and a Redis queue of its
 own, all under a temporary directory; models are random weights (time does not depend on
 their values) written in a subprocess: `full` = the default architectures (ResNet-9 ngf 64
-for all six directions, the CPU RDN C3-D4-G32-G032), `tiny` = `pipeline init-random`'s.
+for all six directions, the CPU RDN C3-D4-G32-G032), `tiny` = `pipeline init-random`'s;
+`shipped` serves the trained models in the repository's models/ as they are.
 
 - cold start: worker launch → pool process has loaded and warmed every model (import +
   load + warm-up), and the load+warm-up part alone, as the worker logs it;
@@ -53,6 +54,7 @@ from tests.service.conftest import (  # noqa: E402
 )
 
 MODELS = {
+    "shipped": None,
     "full": ({"ngf": 64, "n_blocks": 9}, {"C": 3, "D": 4, "G": 32, "G0": 32, "x": 2}),
     "tiny": (None, None),
 }
@@ -162,8 +164,10 @@ def main() -> None:
         tmp = Path(tmp)
         instance = tmp / "instance"
         instance.mkdir()
-        write_models(tmp / "models", args.models)
-        settings = {"MODEL_DIR": str(tmp / "models"), "STORAGE_URL": str(tmp / "storage"),
+        model_dir = ROOT / "models" if args.models == "shipped" else tmp / "models"
+        if args.models != "shipped":
+            write_models(model_dir, args.models)
+        settings = {"MODEL_DIR": str(model_dir), "STORAGE_URL": str(tmp / "storage"),
                     "DATABASE_URL": f"sqlite:///{tmp / 'seasons.sqlite'}", "CELERY_BROKER_URL": REDIS_URL,
                     "CELERY_QUEUE": f"seasons-bench-{secrets.token_hex(4)}", "JOB_RATE_LIMIT": "100000 per minute",
                     "RECONCILE_INTERVAL": "0"}

@@ -57,21 +57,8 @@ def own_redis(tmp_path) -> Iterator[str]:
 
 
 class FaultWorker(Worker):
-    """A `celery worker` like the service tests' one, with extra options and environment."""
-
-    def __init__(self, settings: dict[str, str], instance_dir: Path, log_path: Path, *extra: str) -> None:
-        import secrets
-
-        self.log_path = log_path
-        self.name = f"test-{secrets.token_hex(3)}@%h"
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "worker:celery_app", "worker", "--loglevel", "INFO",
-             "--pool", "prefork", "--concurrency", "1", "--hostname", self.name,
-             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra],
-            cwd=ROOT, env=service_env(settings, instance_dir), stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """A `celery worker` like the service tests' one (extra options after the settings), that
+    can also lose just its pool process."""
 
     def kill_pool_process(self) -> int:
         """SIGKILL only the pool process running the job (as the kernel's OOM killer would)."""

@@ -114,14 +114,14 @@ def app_config(settings: dict[str, str]) -> dict:
 class Worker:
     """A real `celery worker` subprocess (prefork, one child: what production runs)."""
 
-    def __init__(self, settings: dict[str, str], instance_dir: Path, log_path: Path) -> None:
+    def __init__(self, settings: dict[str, str], instance_dir: Path, log_path: Path, *extra: str) -> None:
         self.log_path = log_path
         self.name = f"test-{secrets.token_hex(3)}@%h"
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [str(BIN / "celery"), "-A", "worker:celery_app", "worker", "--loglevel", "INFO",
              "--pool", "prefork", "--concurrency", "1", "--hostname", self.name,
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra],
             cwd=ROOT, env=service_env(settings, instance_dir), stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
