@@ -178,13 +178,14 @@ class RDNOptions:
     generator_rate: float = 0.0  # share of inputs passed through generator_pair's a2b then b2a
     eval_size: int = 256  # held-out photos are evaluated at this size (the pipeline's output size)
     eval_images: int = 100  # held-out photos per domain in the report (0 = all)
+    report_generators: str = ""  # models dir: the report also measures the RDN on its generators' outputs
     seed: int = 0
     save_every: int = 500
     max_steps: int = 0
     threads: int = 0
     deterministic: bool = False
 
-    RUNTIME = ("max_steps", "threads", "save_every", "eval_images", "deterministic")
+    RUNTIME = ("max_steps", "threads", "save_every", "eval_images", "report_generators", "deterministic")
 
     @property
     def architecture(self) -> dict:
@@ -222,6 +223,8 @@ _RDN_HELP = {
     "generator_rate": "share of inputs given the generator pass (0 = none)",
     "eval_size": "size of the held-out photos in the report",
     "eval_images": "held-out photos per domain in the report (0 = all)",
+    "report_generators": "models directory: the report also compares the methods on real generator outputs "
+                         "(each installed pair's a2b then b2a at half size, upscaled ×2, against the clean photo)",
     "seed": "seed for initialisation, patches and degradations",
     "save_every": "steps between checkpoints",
     "max_steps": "stop this invocation after N steps (run again to resume)",

@@ -125,40 +125,69 @@ class RDNTrainer:
             self.manager.save()
         return {"step": int(self.step.numpy()), "l1": loss}
 
-    def report(self, images: np.ndarray) -> dict:
-        """PSNR and SSIM of RDN, bicubic and bicubic + unsharp mask on degraded held-out photos."""
+    def report(self, images: np.ndarray, cycles: dict | None = None) -> dict:
+        """PSNR and SSIM of RDN, bicubic and bicubic + unsharp mask on degraded held-out photos and,
+        for each of `cycles` (pair → a2b-then-b2a on [0, 1] images), on the photos halved and
+        passed through that pair's generators: the artefacts the RDN meets in the pipeline."""
         hr = tf.cast(images, tf.float32) / 255.0
         lr = tf.stack([degrade(hr[i], self.opts, tf.constant([99, i], tf.int64)) for i in range(len(images))])
-        size = hr.shape[1:3]
-        bicubic = tf.clip_by_value(tf.image.resize(lr, size, method="bicubic"), 0.0, 1.0)
+        report = self.compare(lr, hr) | {"n": len(images), "size": int(hr.shape[1])}
+        half = tf.image.resize(hr, (hr.shape[1] // 2, hr.shape[2] // 2), method="bicubic", antialias=True)
+        for pair, cycle in (cycles or {}).items():
+            cycled = tf.concat([tf.clip_by_value(cycle(half[i:i + 8]), 0.0, 1.0) for i in range(0, len(images), 8)], 0)
+            report.setdefault("generator_outputs", {})[pair] = self.compare(cycled, hr)
+        return report
+
+    def compare(self, lr: tf.Tensor, hr: tf.Tensor) -> dict:
+        """The three ×2 methods on low-resolution inputs `lr` against the clean `hr`."""
+        bicubic = tf.clip_by_value(tf.image.resize(lr, hr.shape[1:3], method="bicubic"), 0.0, 1.0)
         candidates = {
             "rdn": tf.concat([tf.clip_by_value(self.network(lr[i:i + 8], training=False), 0.0, 1.0)
-                              for i in range(0, len(images), 8)], 0),
+                              for i in range(0, len(lr), 8)], 0),
             "bicubic": bicubic,
             "bicubic_unsharp": unsharp(bicubic),
         }
         return {name: {"psnr": round(float(tf.reduce_mean(tf.image.psnr(out, hr, 1.0))), 3),
                        "ssim": round(float(tf.reduce_mean(tf.image.ssim(out, hr, 1.0))), 4)}
-                for name, out in candidates.items()} | {"n": len(images), "size": int(size[0])}
+                for name, out in candidates.items()}
+
+
+def _cycle(models: registry.ModelRegistry, pair_name: str):
+    """a2b then b2a of an installed pair model, on [0, 1] images."""
+    from pipeline.directions import Direction
+
+    direction = next(d for d in Direction if d.pair.name == pair_name and d.generator == "a2b")
+    a2b, b2a = models.generator(direction).network, models.generator(direction.reverse).network
+    return lambda x: (b2a(a2b(x * 2.0 - 1.0, training=False), training=False) + 1.0) / 2.0
+
+
+def _report_cycles(model_dir: str) -> dict:
+    """pair → generator cycle, for every trained pair model installed in `model_dir`."""
+    if not model_dir:
+        return {}
+    from pipeline.manifests import CYCLEGAN
+
+    models = registry.ModelRegistry(model_dir)
+    pairs = sorted(m.name for m in models.manifests().values() if m.kind == CYCLEGAN)
+    return {pair: _cycle(models, pair) for pair in pairs}
 
 
 def _generator_cycle(opts: RDNOptions):
     """a2b then b2a of an exported pair model on [0, 1] images, or None."""
     if not (opts.generator_dir and opts.generator_rate > 0):
         return None
-    from pipeline.directions import Direction
-
-    models = registry.ModelRegistry(opts.generator_dir)
-    direction = next(d for d in Direction if d.pair.name == opts.generator_pair and d.generator == "a2b")
-    a2b, b2a = models.generator(direction).network, models.generator(direction.reverse).network
-    return lambda x: (b2a(a2b(x * 2.0 - 1.0, training=False), training=False) + 1.0) / 2.0
+    return _cycle(registry.ModelRegistry(opts.generator_dir), opts.generator_pair)
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# RDN ×2 on degraded held-out photos ({report['n']} photos, {report['size']} px)", "",
-             "| method | PSNR (dB) | SSIM |", "|---|---:|---:|"]
-    for name in ("rdn", "bicubic", "bicubic_unsharp"):
-        lines.append(f"| {name.replace('_', ' + ')} | {report[name]['psnr']:.2f} | {report[name]['ssim']:.4f} |")
+    sections = {"degraded (blur, ×2 down, noise, JPEG)": report}
+    sections |= {f"{pair} generator outputs (½ size, a2b then b2a)": r
+                 for pair, r in report.get("generator_outputs", {}).items()}
+    lines = [f"# RDN ×2 on held-out photos ({report['n']} photos, {report['size']} px)", "",
+             "| input | method | PSNR (dB) | SSIM |", "|---|---|---:|---:|"]
+    for label, r in sections.items():
+        for name in ("rdn", "bicubic", "bicubic_unsharp"):
+            lines.append(f"| {label} | {name.replace('_', ' + ')} | {r[name]['psnr']:.2f} | {r[name]['ssim']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +200,7 @@ def train(opts: RDNOptions, progress: bool = True) -> dict:
     held_out = [data.load_images(builder, "test", d, opts.eval_size) for d in (0, 1)]
     if opts.eval_images:
         held_out = [x[:opts.eval_images] for x in held_out]
-    report = trainer.report(np.concatenate(held_out)) | {"training": result}
+    report = trainer.report(np.concatenate(held_out), _report_cycles(opts.report_generators)) | {"training": result}
     data.save_json(report, trainer.run_dir / "report.json")
     (trainer.run_dir / "report.md").write_text(markdown(report))
     return report

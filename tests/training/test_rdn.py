@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.registry import ModelRegistry
+from pipeline.registry import ModelRegistry, write_random_models
 from training import rdn
 from training.options import RDNOptions
 
@@ -28,6 +30,15 @@ def test_train_report_and_export(pair_dir, data_dir, tmp_path):
     assert report["training"]["step"] == 8 and np.isfinite(report["training"]["l1"])
     assert set(report) >= {"rdn", "bicubic", "bicubic_unsharp"} and report["n"] == 4
     assert "| rdn |" in (tmp_path / "rdn" / "report.md").read_text()
+    assert "generator_outputs" not in report
+
+    # Run again with generators installed: no more training, the report adds their outputs.
+    write_random_models(tmp_path / "pairs", seed=1)
+    again = rdn.train(dataclasses.replace(opts, report_generators=str(tmp_path / "pairs")), progress=False)
+    assert again["training"]["step"] == 8 and again["rdn"] == report["rdn"]
+    assert set(again["generator_outputs"]) == {"day2night", "spring2autumn", "summer2winter"}
+    assert all(np.isfinite(r[m]["psnr"]) for r in again["generator_outputs"].values() for m in ("rdn", "bicubic"))
+    assert "summer2winter generator outputs" in (tmp_path / "rdn" / "report.md").read_text()
 
     manifest = rdn.export_run(opts.run_dir, tmp_path / "models")
     assert manifest.metrics["bicubic"] == report["bicubic"]
