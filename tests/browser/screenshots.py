@@ -1,6 +1,8 @@
 """Make docs/screenshots/*.png from a live stack: `python -m tests.browser.screenshots`.
 
-With `SCREENSHOT_MODEL_DIR=models` it serves trained models instead of tiny random ones.
+With `SCREENSHOT_MODEL_DIR=models` it serves trained models instead of tiny random ones, and
+with `SCREENSHOT_DATA=../shared/data` each direction gets a held-out photo of its source domain
+(the first of the pair's test split) instead of the drawn landscape.
 
 Real pages, real jobs (tiny untrained models, so results are patterns and the pages say so).
 Each PNG is palette-quantised to stay well under 150 KB.
@@ -15,6 +17,7 @@ import signal
 import sys
 import urllib.request
 import uuid
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -47,6 +50,17 @@ def landscape(width: int = 1200, height: int = 800) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=92)
     return out.getvalue()
+
+
+def held_out_photo(data_root: str, direction: str) -> bytes:
+    """The first test-split photo of the direction's source domain in `data_root/<pair>`."""
+    from pipeline.directions import Direction
+    from training.data import scan_pair
+
+    d = Direction.parse(direction)
+    photos = sorted((p for p in scan_pair(Path(data_root) / d.pair.name)
+                     if p.split == "test" and p.domain == d.source), key=lambda p: p.sha256)
+    return Path(photos[0].path).read_bytes()
 
 
 def save(png: bytes, name: str, max_width: int | None = None) -> None:
@@ -106,7 +120,12 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
-    photo = landscape()
+    data_root = os.environ.get("SCREENSHOT_DATA")
+    drawn = landscape()
+
+    def photo_for(direction: str) -> bytes:
+        return held_out_photo(data_root, direction) if data_root else drawn
+
     # SCREENSHOT_MODEL_DIR=models shows trained models; by default tiny random ones.
     stack = LiveStack(model_dir=os.environ.get("SCREENSHOT_MODEL_DIR")).start()
     try:
@@ -115,7 +134,7 @@ def main() -> None:
             ctx = browser.new_context(viewport={"width": 1280, "height": 960}, base_url=stack.url)
             page = ctx.new_page()
 
-            upload(page, photo, "day2night", crop_dx=140, wait=False)
+            upload(page, photo_for("day2night"), "day2night", crop_dx=140 if not data_root else 0, wait=False)
             page.locator("#crop-area").scroll_into_view_if_needed()
             page.evaluate("() => window.scrollTo(0, 150)")
             save(page.screenshot(), "upload.png", 1100)
@@ -124,7 +143,7 @@ def main() -> None:
             worker = stack.procs[1]
             os.kill(worker.pid, signal.SIGSTOP)
             try:
-                api_submit(stack.url, photo, "spring2autumn")
+                api_submit(stack.url, photo_for("spring2autumn"), "spring2autumn")
                 page.click("#submit")
                 page.wait_for_url("**/jobs/*")
                 page.wait_for_function("() => document.getElementById('job').dataset.status === 'queued'")
@@ -146,13 +165,13 @@ def main() -> None:
             page.mouse.up()
             save(page.screenshot(), "result-scratch.png", 1100)
 
-            upload(page, photo, "spring2autumn")
+            upload(page, photo_for("spring2autumn"), "spring2autumn")
             box = page.locator("#focus").bounding_box()
             page.mouse.move(box["x"] + box["width"] * .62, box["y"] + box["height"] * .45)
             page.wait_for_timeout(300)
             save(page.screenshot(), "result-focus.png", 1100)
 
-            upload(page, photo, "summer2winter")
+            upload(page, photo_for("summer2winter"), "summer2winter")
             page.mouse.move(200, 500)
             page.mouse.wheel(0, 1300)
             page.wait_for_timeout(600)
@@ -165,7 +184,7 @@ def main() -> None:
 
             phone = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2,
                                         is_mobile=True, has_touch=True, base_url=stack.url).new_page()
-            upload(phone, photo, "night2day")
+            upload(phone, photo_for("night2day"), "night2day")
             phone.locator("#stage").scroll_into_view_if_needed()
             box = phone.locator("#scratch").bounding_box()
             cdp = phone.context.new_cdp_session(phone)
