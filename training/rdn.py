@@ -123,7 +123,7 @@ class RDNTrainer:
                     bar.write(f"interrupted: checkpoint {self.manager.save()}")
                     raise
             self.manager.save()
-        return {"step": int(self.step.numpy()), "l1": loss}
+        return {"step": int(self.step.numpy()), "l1": loss if math.isfinite(loss) else None}  # None: nothing to train
 
     def report(self, images: np.ndarray, cycles: dict | None = None) -> dict:
         """PSNR and SSIM of RDN, bicubic and bicubic + unsharp mask on degraded held-out photos and,
