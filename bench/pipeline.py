@@ -3,7 +3,8 @@
     .venv/bin/python bench/pipeline.py [--threads 2] [--repeats 5]
 
 Stages as `translate()` runs them: decode (a 12 MP phone-size JPEG), crop_resize (to 256),
-generator (ResNet-9 at ngf 64 and 32, and the shipped ResNet-6 at ngf 32), rdn (each RDN configuration), encode (512 px PNG).
+generator (ResNet-9 at ngf 64 and 32, and the shipped ResNet-6 at ngf 32), rdn (each RDN
+configuration), encode (512 px PNG).
 Cold = the first call of a freshly loaded model (tf.function tracing included); warm = the
 median of the next calls. Weights are random: time does not depend on their values.
 """
