@@ -86,9 +86,8 @@ def main() -> None:
     from pipeline.registry import PRECISIONS
 
     keras.utils.set_random_seed(0)
-    model = networks.resnet_generator(64, 9)
-    if PRECISIONS[args.precision]:
-        model = networks.with_dtype_policy(model, PRECISIONS[args.precision])
+    with networks.dtype_policy(PRECISIONS[args.precision]):
+        model = networks.resnet_generator(64, 9)
     x = tf.random.uniform((1, 256, 256, 3), -1, 1)
     gflop = conv_gflop(model, 256)
 

@@ -13,6 +13,10 @@ tanh; the RDN works in [0, 1], as ISR does.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -172,29 +176,27 @@ def rdn(C: int, D: int, G: int, G0: int, x: int = 2) -> keras.Model:
     return model
 
 
-def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
-    """A copy of `model` whose layers compute in `policy` (e.g. 'mixed_bfloat16'), same weights.
+@contextlib.contextmanager
+def dtype_policy(policy: str | None) -> Iterator[None]:
+    """Build networks whose layers compute in `policy` (e.g. 'mixed_bfloat16') inside this block.
 
-    Variables stay float32; activations and matmuls run in the reduced type, which oneDNN
-    maps onto AVX-512 BF16 / AMX where the CPU has them. Layers built as float32 on purpose
-    (the generator's tanh, the PatchGAN score) keep it; InstanceNorm takes its statistics in
-    float32 regardless.
+    Variables stay float32, so the same weight files load; activations and matmuls run in the
+    reduced type, which oneDNN maps onto AVX-512 BF16 / AMX where the CPU has them. Layers built
+    as float32 on purpose (the generator's tanh, the PatchGAN score) keep it; InstanceNorm takes
+    its statistics in float32 regardless. Building under the policy (rather than cloning a
+    float32 model) builds each network once. Keras's policy is process-wide, so such builds are
+    serialised by a lock.
     """
-    def clone(layer):
-        config = layer.get_config()
-        if _policy_name(config.get("dtype")) == "float32" and layer.name not in _FLOAT32_OUTPUTS:
-            config = {**config, "dtype": policy}
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-_FLOAT32_OUTPUTS = ("tanh", "score")
+    if not policy:
+        yield
+        return
+    with _policy_lock:
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            yield
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
 
 
-def _policy_name(dtype) -> str:
-    if isinstance(dtype, dict):
-        return dtype.get("config", {}).get("name", "float32")
-    return str(dtype or "float32")
+_policy_lock = threading.RLock()

@@ -107,10 +107,9 @@ def _load(manifest: Manifest, group: str | None, precision: str) -> LoadedModel:
             f"weights file {path} has sha256 {actual[:12]}…, its manifest says "
             f"{manifest.weights_sha256[:12]}…: the file is damaged or not the one the manifest describes"
         )
-    network = build_network(manifest)
+    with networks.dtype_policy(PRECISIONS[precision]):
+        network = build_network(manifest)
     weights.load_weights(path, network, group)
-    if PRECISIONS[precision]:
-        network = networks.with_dtype_policy(network, PRECISIONS[precision])
     size = manifest.input_size
     spec = tf.TensorSpec([None, size, size, 3], tf.float32)
     infer = tf.function(lambda x: tf.cast(network(x, training=False), tf.float32), input_signature=[spec])

@@ -104,12 +104,11 @@ class CycleGAN:
         self.steps_per_epoch = steps_per_epoch
         keras.utils.set_random_seed(opts.seed)
         policy = runtime.mixed_policy(opts.mixed_precision)
-        keras.mixed_precision.set_global_policy(policy)
-        self.g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
-        self.g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
-        self.d_a = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_a")  # real A vs F(b)
-        self.d_b = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_b")  # real B vs G(a)
-        keras.mixed_precision.set_global_policy("float32")
+        with networks.dtype_policy(policy):
+            self.g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
+            self.g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
+            self.d_a = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_a")  # real A vs F(b)
+            self.d_b = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_b")  # real B vs G(a)
         schedule = LinearDecay(opts.lr, steps_per_epoch, opts.epochs, opts.epochs_decay)
         self.opt_g = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
         self.opt_d = keras.optimizers.Adam(schedule, beta_1=opts.beta1, beta_2=0.999)
