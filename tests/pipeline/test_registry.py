@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline import Direction, ModelError, direction_status, networks, read_manifests
-from pipeline.directions import SUMMER_WINTER
+from pipeline.directions import PAIRS, SUMMER_WINTER
 from pipeline.registry import ModelRegistry, export_cyclegan, export_rdn
 
 
@@ -115,3 +115,21 @@ def test_best_precision_reads_cpu_flags(tmp_path):
     assert best_precision(tmp_path / "absent") == "float32"
     with pytest.raises(ValueError):
         ModelRegistry(tmp_path, precision="int4")
+
+
+def test_models_of_one_architecture_share_one_trace(tmp_path):
+    """Six generators of one architecture: one traced function, six sets of weights."""
+    rng = np.random.default_rng(5)
+    for pair in PAIRS:
+        a2b, b2a = (networks.resnet_generator(ngf=4, n_blocks=1, name=n) for n in ("a2b", "b2a"))
+        for net in (a2b, b2a):
+            net.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in net.get_weights()])
+        export_cyclegan(tmp_path, pair, a2b, b2a, {"ngf": 4, "n_blocks": 1})
+    models = ModelRegistry(tmp_path)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+    outputs = {d: models.generator(d)(x) for d in Direction}
+    traced = {id(models.generator(d)._template): models.generator(d)._template for d in Direction}
+    assert len(traced) == 1 and next(iter(traced.values())).infer.experimental_get_tracing_count() == 1
+    assert len({o.tobytes() for o in outputs.values()}) == 6
+    own = models.generator(Direction.DAY2NIGHT).network  # a Keras model of its own, same weights
+    np.testing.assert_allclose(own(x, training=False).numpy(), outputs[Direction.DAY2NIGHT], atol=1e-6)
