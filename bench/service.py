@@ -168,8 +168,10 @@ def main() -> None:
         tmp = Path(tmp)
         instance = tmp / "instance"
         instance.mkdir()
-        model_dir = ROOT / "models" if args.models == "shipped" else tmp / "models"
-        if args.models != "shipped":
+        if args.models == "shipped":
+            model_dir = ROOT / "models"
+        else:
+            model_dir = tmp / "models"
             write_models(model_dir, args.models)
         settings = {"MODEL_DIR": str(model_dir), "STORAGE_URL": str(tmp / "storage"),
                     "DATABASE_URL": f"sqlite:///{tmp / 'seasons.sqlite'}", "CELERY_BROKER_URL": REDIS_URL,
