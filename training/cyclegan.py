@@ -23,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pipeline import networks
+from pipeline import networks, weights
+from pipeline.manifests import CYCLEGAN, Manifest, read_manifest
 from training import data, runtime, visuals
 from training.options import CycleGANOptions
 
@@ -128,6 +129,17 @@ class CycleGAN:
             pool_a=self.pool_a, pool_b=self.pool_b, step=self.step)
         self.train_step = tf.function(self._train_step)
 
+    def start_from(self, manifest_path: str) -> Manifest:
+        """Load both generators from an exported pair model, to train a shipped model further when
+        its checkpoints are gone (exports keep no discriminators, optimizer state or pools)."""
+        manifest = read_manifest(Path(manifest_path))
+        if manifest.kind != CYCLEGAN or manifest.architecture != self.opts.architecture:
+            raise SystemExit(f"{manifest_path} is a {manifest.kind} with architecture {manifest.architecture}; "
+                             f"this run trains a CycleGAN with {self.opts.architecture}")
+        weights.load_weights(manifest.weights_path, self.g_ab, "a2b")
+        weights.load_weights(manifest.weights_path, self.g_ba, "b2a")
+        return manifest
+
     @property
     def learning_rate(self) -> float:
         return float(self.opt_g.learning_rate)
@@ -183,6 +195,10 @@ class CycleGAN:
         return visuals.grid(rows)
 
 
+#: In a run started from an exported model: what that model was (export records it as provenance).
+STARTED_FROM = "started_from.json"
+
+
 class Trainer:
     """Runs a CycleGAN on a pair's photos: data, loop, checkpoints, samples, logs, progress."""
 
@@ -197,9 +213,14 @@ class Trainer:
         self.model = CycleGAN(opts, self.steps_per_epoch)
         self.manager = tf.train.CheckpointManager(self.model.checkpoint, str(self.run_dir / "checkpoints"),
                                                   max_to_keep=2, step_counter=self.model.step)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.manager.latest_checkpoint:
             self.model.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        elif opts.init_from:
+            start = self.model.start_from(opts.init_from)
+            data.save_json({"model": start.name, "weights_sha256": start.weights_sha256,
+                            "provenance": start.provenance, "metrics": start.metrics},
+                           self.run_dir / STARTED_FROM)
         opts.save(self.run_dir / "options.json")
 
     @property

@@ -17,6 +17,7 @@ from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.directions import PAIRS, Pair
 from pipeline.manifests import Manifest
+from training.cyclegan import STARTED_FROM
 from training.options import CycleGANOptions
 
 
@@ -65,6 +66,9 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
         "code_commit": git_commit(),
         "command": f"python -m training cyclegan --run-dir {run_dir}",
     }
+    started_from = Path(run_dir) / STARTED_FROM
+    if started_from.is_file():  # trained further from an exported model: keep that model's history
+        provenance["started_from"] = json.loads(started_from.read_text())
     metrics = json.loads(Path(report).read_text())["directions"] if report else {}
     return registry.export_cyclegan(
         Path(model_dir), pair_named(pair or Path(opts.data).name), g_ab, g_ba, opts.architecture,

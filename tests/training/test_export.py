@@ -58,3 +58,28 @@ def test_torch_reference_generator_imports_with_identical_outputs(tmp_path):
     with torch.no_grad():
         ref = net(torch.from_numpy(y.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
     assert np.abs(served(y) - ref).max() < 1e-4
+
+
+def test_a_run_can_start_from_an_exported_model_and_records_it(tiny_options, photos_of, tmp_path):
+    """Checkpoints are not shipped: `init_from` trains a shipped pair model further, with its history."""
+    first = dataclasses.replace(tiny_options, max_steps=2, run_dir=str(tmp_path / "first"))
+    cyclegan.Trainer(first, *photos_of(first)).fit(progress=False)
+    shipped = export.export_cyclegan_run(first.run_dir, tmp_path / "models", pair="summer2winter")
+
+    more = dataclasses.replace(tiny_options, max_steps=2, run_dir=str(tmp_path / "more"), seed=9,
+                               init_from=str(shipped.path))
+    trainer = cyclegan.Trainer(more, *photos_of(more))
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+    loaded = ModelRegistry(tmp_path / "models")
+    np.testing.assert_array_equal(trainer.model.g_ab(x).numpy(), loaded.generator(Direction.SUMMER2WINTER)(x))
+    np.testing.assert_array_equal(trainer.model.g_ba(x).numpy(), loaded.generator(Direction.WINTER2SUMMER)(x))
+    trainer.fit(progress=False)
+
+    again = export.export_cyclegan_run(more.run_dir, tmp_path / "again", pair="summer2winter")
+    assert again.provenance["steps"] == 2
+    assert again.provenance["started_from"]["weights_sha256"] == shipped.weights_sha256
+    assert again.provenance["started_from"]["provenance"]["steps"] == 2
+
+    wider = dataclasses.replace(more, run_dir=str(tmp_path / "wider"), ngf=8)
+    with pytest.raises(SystemExit, match="architecture"):
+        cyclegan.Trainer(wider, *photos_of(wider))
