@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import interleaved_warm_ms, save, table  # noqa: E402
 from bench.limit import conv_gflop as hot_conv_gflop  # noqa: E402
-from bench.pipeline import conv_gflop  # noqa: E402
+from bench.pipeline import conv_gflop, layer_gflop  # noqa: E402
 
 
 def kind(layer) -> str:
@@ -32,28 +32,19 @@ def kind(layer) -> str:
     if name == "Conv2D":
         k, s = layer.kernel_size[0], layer.strides[0]
         return f"Conv2D {k}×{k}" + (" stride 2" if s == 2 else "")
+    if name == "NarrowConv2D":
+        return f"Conv2D {layer.kernel_size[0]}×{layer.kernel_size[0]} → {layer.filters} (space-to-depth)"
     return name
 
 
-def layer_gflop(layer, input_shape) -> float:
-    if type(layer).__name__ not in ("Conv2D", "Conv2DTranspose"):
-        return 0.0
-    return conv_gflop(lambda x: layer(x), input_shape[1]) if input_shape[1] == input_shape[2] else 0.0
-
-
-def fused_instance_norm(self, x):
-    """InstanceNorm as oneDNN's fused batch norm over a (1, H, W, N·C) view: one candidate
-    formulation (not the shipped one; see `--norms`)."""
+def moments_instance_norm(self, x):
+    """InstanceNorm as `tf.nn.moments`, then subtract and scale in float32: the formulation
+    shipped before the fused batch-norm one (a candidate for `--norms`)."""
     import tensorflow as tf
 
-    c, shape = x.shape[-1], tf.shape(x)
-    n, h, w = shape[0], shape[1], shape[2]
-    flat = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
-    y = tf.raw_ops.FusedBatchNormV3(
-        x=flat, scale=tf.ones([n * c]), offset=tf.zeros([n * c]), mean=tf.constant([], tf.float32),
-        variance=tf.constant([], tf.float32), epsilon=self.epsilon, exponential_avg_factor=1.0,
-        data_format="NHWC", is_training=True)[0]
-    return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+    return tf.cast((x32 - mean) * tf.math.rsqrt(variance + self.epsilon), x.dtype)
 
 
 def centred_instance_norm(self, x):
@@ -102,10 +93,7 @@ def main() -> None:
         fn = tf.function(lambda a, layer=layer: layer(a if len(a) > 1 else a[0]))
         runs[layer.name] = lambda fn=fn, a=args_in: fn(a).numpy()
         kinds[layer.name] = kind(layer)
-        if type(layer).__name__ in ("Conv2D", "Conv2DTranspose"):
-            kh, kw, a, b = layer.kernel.shape
-            n, h, w, _ = (outputs[layer.name] if type(layer).__name__ == "Conv2D" else args_in[0]).shape
-            flops[kinds[layer.name]] += 2 * h * w * kh * kw * a * b / 1e9
+        flops[kinds[layer.name]] += layer_gflop(layer, args_in[0].shape)
 
     whole = {"tf.function": tf.function(lambda x: model(x, training=False)),
              "tf.function + XLA (jit_compile)": tf.function(lambda x: model(x, training=False), jit_compile=True)}
@@ -113,7 +101,7 @@ def main() -> None:
     diffs = {"tf.function": 0.0}
     if args.norms:  # each candidate traced while it is InstanceNorm's call, then the shipped one restored
         original = networks.InstanceNorm.call
-        for label, call in (("fused batch norm", fused_instance_norm), ("centred two-pass", centred_instance_norm)):
+        for label, call in (("moments + scale", moments_instance_norm), ("centred two-pass", centred_instance_norm)):
             networks.InstanceNorm.call = call
             name = f"tf.function, InstanceNorm as {label}"
             whole[name] = tf.function(lambda x: model(x, training=False))

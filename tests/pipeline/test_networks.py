@@ -52,10 +52,43 @@ def test_instance_norm_normalises_each_image_and_channel():
     assert np.allclose(y.std(axis=(1, 2)), 1, atol=1e-3)
 
 
-def test_reflection_pad_mirrors_without_repeating_the_edge():
-    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
-    y = networks.ReflectionPad2D(1)(x).numpy()[0, :, :, 0]
-    assert y.shape == (6, 6) and y[0, 1] == x[0, 1, 0, 0] and y[1, 0] == x[0, 0, 1, 0]
+def test_instance_norm_equals_moments_in_float32_and_keeps_float32_statistics_in_bfloat16():
+    import tensorflow as tf
+
+    x = np.random.default_rng(2).normal(40, 3, (3, 8, 12, 5)).astype(np.float32)  # a large mean
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    want = ((x - mean) / tf.sqrt(variance + 1e-5)).numpy()
+    np.testing.assert_allclose(networks.InstanceNorm()(x).numpy(), want, atol=1e-4)
+    with networks.dtype_policy("mixed_bfloat16"):
+        half = networks.InstanceNorm()(x)
+    assert half.dtype == tf.bfloat16
+    # bf16 rounds 40 ± 3 to steps of 0.25 (≈ 0.08 σ): float32 statistics keep the error at that level
+    assert np.abs(tf.cast(half, tf.float32).numpy() - want).max() < 0.15
+
+
+@pytest.mark.parametrize("pad", [1, 3])
+def test_reflection_pad_equals_mirror_pad(pad):
+    import tensorflow as tf
+
+    x = np.random.default_rng(pad).normal(size=(2, 7, 9, 3)).astype(np.float32)
+    want = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT").numpy()
+    np.testing.assert_array_equal(networks.ReflectionPad2D(pad)(x).numpy(), want)
+    small = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    y = networks.ReflectionPad2D(1)(small).numpy()[0, :, :, 0]
+    assert y.shape == (6, 6) and y[0, 1] == small[0, 1, 0, 0] and y[1, 0] == small[0, 0, 1, 0]
+
+
+@pytest.mark.parametrize(("kernel", "size"), [(7, 38), (7, 21), (3, 34), (4, 35), (5, 20)])
+def test_narrow_conv_on_space_to_depth_blocks_equals_the_plain_convolution(kernel, size):
+    """Even output sizes take the space-to-depth path (odd ones fall back): same sums, same weights."""
+    import tensorflow as tf
+
+    layer = networks.NarrowConv2D(3, kernel, kernel_initializer="glorot_uniform", bias_initializer="ones")
+    x = np.random.default_rng(kernel).normal(size=(2, size, size + 2, 16)).astype(np.float32)
+    got = layer(x).numpy()
+    want = (tf.nn.conv2d(x, layer.kernel, 1, "VALID") + layer.bias).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 @pytest.mark.parametrize("pixels", [0, 127, 128, 255])
