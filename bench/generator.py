@@ -1,13 +1,14 @@
 """Where the generator's time goes: every layer timed alone at its own shape, and the whole
 network under tf.function with and without XLA, in one process.
 
-    .venv/bin/python bench/generator.py [--threads 2] [--inter 1] [--precision float32] [--repeats 5] [--norms]
+    .venv/bin/python bench/generator.py [--threads 2] [--inter 1] [--precision float32] [--repeats 5] [--variants]
 
 Each layer of the ResNet generator (ngf 64, 9 blocks) runs as its own tf.function on a
 random tensor of the shape it sees in a 256×256 pass; the table sums them by kind (7×7 /
 3×3 / stride-2 / transposed convolutions, InstanceNorm, padding, crop, ReLU, add, tanh) with
-each kind's share of the sum and its GFLOP/s. `--norms` adds the whole network with two
-other InstanceNorm formulations, each with its output's max |diff| from the shipped one.
+each kind's share of the sum and its GFLOP/s. `--variants` adds the whole network with the
+layer formulations shipped before (MirrorPad, moments-based InstanceNorm, a plain RGB output
+conv) and a candidate, each with its output's max |diff| from the shipped one.
 Thread settings are process-wide in TensorFlow, so compare them by running this script once
 per setting.
 """
@@ -39,7 +40,7 @@ def kind(layer) -> str:
 
 def moments_instance_norm(self, x):
     """InstanceNorm as `tf.nn.moments`, then subtract and scale in float32: the formulation
-    shipped before the fused batch-norm one (a candidate for `--norms`)."""
+    shipped before the fused batch-norm one."""
     import tensorflow as tf
 
     x32 = tf.cast(x, tf.float32)
@@ -57,13 +58,38 @@ def centred_instance_norm(self, x):
     return tf.cast(centred * tf.math.rsqrt(variance + self.epsilon), x.dtype)
 
 
+def mirror_pad(self, x):
+    """ReflectionPad2D as TensorFlow's MirrorPad: the formulation shipped before mirrored slices."""
+    import tensorflow as tf
+
+    p = self.pad
+    return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+
+def formulations() -> dict[str, list[tuple]]:
+    """Whole-network variants for `--variants`: (class, method, replacement) patched in while tracing."""
+    import keras
+
+    from pipeline import networks
+
+    before = [(networks.InstanceNorm, "call", moments_instance_norm),
+              (networks.ReflectionPad2D, "call", mirror_pad),
+              (networks.NarrowConv2D, "convolution_op", keras.layers.Conv2D.convolution_op)]
+    return {"InstanceNorm as moments + scale (before)": before[:1],
+            "InstanceNorm as centred two-pass": [(networks.InstanceNorm, "call", centred_instance_norm)],
+            "ReflectionPad2D as MirrorPad (before)": before[1:2],
+            "RGB output conv as a plain Conv2D (before)": before[2:],
+            "all three as before": before}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
     parser.add_argument("--inter", type=int, default=1, help="inter-op threads")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--norms", action="store_true", help="also time candidate InstanceNorm formulations")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time the whole network with earlier and candidate layer formulations")
     args = parser.parse_args()
 
     import keras
@@ -99,14 +125,16 @@ def main() -> None:
              "tf.function + XLA (jit_compile)": tf.function(lambda x: model(x, training=False), jit_compile=True)}
     shipped = whole["tf.function"](x)
     diffs = {"tf.function": 0.0}
-    if args.norms:  # each candidate traced while it is InstanceNorm's call, then the shipped one restored
-        original = networks.InstanceNorm.call
-        for label, call in (("moments + scale", moments_instance_norm), ("centred two-pass", centred_instance_norm)):
-            networks.InstanceNorm.call = call
-            name = f"tf.function, InstanceNorm as {label}"
+    if args.variants:  # each traced while its replacements are patched in, then the shipped methods restored
+        for label, patches in formulations().items():
+            shipped_methods = [(cls, method, cls.__dict__[method]) for cls, method, _ in patches]
+            for cls, method, replacement in patches:
+                setattr(cls, method, replacement)
+            name = f"tf.function, {label}"
             whole[name] = tf.function(lambda x: model(x, training=False))
             diffs[name] = float(tf.reduce_max(tf.abs(whole[name](x) - shipped)))
-        networks.InstanceNorm.call = original
+            for cls, method, original in shipped_methods:
+                setattr(cls, method, original)
     for name, fn in whole.items():
         runs[name] = lambda fn=fn: fn(x).numpy()
         if name not in diffs:
