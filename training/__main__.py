@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("cyclegan", help="train or resume a CycleGAN",
                             description="Train a CycleGAN on a pair folder. Running it again with the same "
-                                        "--run-dir resumes exactly where it stopped (Ctrl-C writes a checkpoint).")
+                                        "--run-dir resumes exactly where it stopped (Ctrl-C or SIGTERM writes a "
+                                        "checkpoint).")
     opt.cyclegan_parser(p)
 
     p = commands.add_parser("rdn", help="train the RDN enhancer",
@@ -96,12 +98,27 @@ def _run_options(args, cls, presets: dict, saved_name: str):
     return options
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     from training import runtime
 
-    if args.command not in ("cyclegan", "rdn"):  # those two configure from their resolved options
-        runtime.configure(getattr(args, "threads", 0) or None)
+    if args.command in ("cyclegan", "rdn"):
+        # `kill PID` (what process managers and `timeout` send) stops a run as Ctrl-C does, with a
+        # checkpoint to resume from: a run started with `&` from a script ignores Ctrl-C's SIGINT.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return _train(args)
+        except KeyboardInterrupt:
+            print("stopped; run the same command again to resume from the checkpoint", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    runtime.configure(getattr(args, "threads", 0) or None)
     if args.command == "dataset":
         from training import data
 
@@ -110,16 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"data_dir": builder.data_dir, "config": builder.builder_config.name,
                           "splits": {k: v.num_examples for k, v in builder.info.splits.items()},
                           "metadata": str(Path(builder.data_dir) / data.METADATA_FILE)}, indent=2))
-    elif args.command == "cyclegan":
-        from training import cyclegan
-
-        options = _run_options(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, "options.json")
-        print(json.dumps(cyclegan.train(options), default=str))
-    elif args.command == "rdn":
-        from training import rdn
-
-        options = _run_options(args, opt.RDNOptions, opt.RDN_PRESETS, "rdn_options.json")
-        print(json.dumps(rdn.train(options), indent=2))
     elif args.command == "evaluate":
         from training import evaluate
 
@@ -146,6 +153,21 @@ def main(argv: list[str] | None = None) -> int:
 
         manifest = export.import_torch(args.a2b, args.b2a, args.pair, args.model_dir, dtype=args.dtype)
         print(json.dumps(manifest.summary(), indent=2))
+    return 0
+
+
+def _train(args) -> int:
+    """The two trainers; each configures TensorFlow from its resolved options."""
+    if args.command == "cyclegan":
+        from training import cyclegan
+
+        options = _run_options(args, opt.CycleGANOptions, opt.CYCLEGAN_PRESETS, "options.json")
+        print(json.dumps(cyclegan.train(options), default=str))
+    else:
+        from training import rdn
+
+        options = _run_options(args, opt.RDNOptions, opt.RDN_PRESETS, "rdn_options.json")
+        print(json.dumps(rdn.train(options), indent=2))
     return 0
 
 

@@ -103,7 +103,7 @@ _HELP = {
                  "models/summer2winter.json); discriminators, optimizers and pools start fresh",
     "mixed_precision": "auto (float16 on a GPU, bfloat16 on a CPU with native bf16, else off), float16, bfloat16, off",
     "samples": "held-out photos per domain in the per-epoch sample grid",
-    "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C)",
+    "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C or SIGTERM)",
     "log_every": "steps between TensorBoard scalar logs",
     "max_steps": "stop this invocation after N steps (checkpoint written; run again to resume)",
     "threads": "TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free",

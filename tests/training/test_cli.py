@@ -43,3 +43,39 @@ def test_preset_then_flags_and_resume_keeps_the_recipe(pair_dir, data_dir, tmp_p
     clash = make_parser().parse_args(["cyclegan", "--run-dir", str(run), "--ngf", "8"])
     with pytest.raises(SystemExit, match="other options"):
         resolve(clash, CycleGANOptions, CYCLEGAN_PRESETS, run / "options.json")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_background_run_with_a_checkpoint_it_resumes_from(make_pair, tmp_path):
+    """A run started with `&` ignores SIGINT; `kill` (SIGTERM) checkpoints the step it was on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pair = make_pair(tmp_path / "warm2cold")
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "training", "cyclegan", "--run-dir", str(run), "--threads", "1"]
+    recipe = ["--data", str(pair), "--data-dir", str(tmp_path / "tfds"), "--size", "32", "--zoom", "1.25",
+              "--ngf", "4", "--n-blocks", "1", "--ndf", "4", "--epochs", "500", "--epochs-decay", "0",
+              "--save-every", "0", "--mixed-precision", "off"]
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `cmd &` in a script
+    process = subprocess.Popen(command + recipe, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=ignore_sigint)
+    deadline = time.monotonic() + 240
+    while not (run / "progress.json").is_file() and time.monotonic() < deadline:  # first epoch (8 steps) done
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # ignored, as in a background job
+    time.sleep(1)
+    assert process.poll() is None
+    process.terminate()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    stopped_at = json.loads((run / "progress.json").read_text())["step"]
+    assert f"interrupted: checkpoint at step {stopped_at}" in out and stopped_at >= 8
+    assert "run the same command again to resume" in err
+
+    resumed = subprocess.run(command + ["--max-steps", "2"], capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "progress.json").read_text())["step"] == stopped_at + 2
