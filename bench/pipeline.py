@@ -57,6 +57,8 @@ def layer_gflop(layer, input_shape) -> float:
     if isinstance(layer, keras.layers.Conv2DTranspose):  # one kernel per input pixel
         return n * h * w * per_pixel / 1e9
     sh, sw = layer.strides
+    if layer.padding == "same":
+        return n * -(-h // sh) * -(-w // sw) * per_pixel / 1e9
     return n * ((h - kh) // sh + 1) * ((w - kw) // sw + 1) * per_pixel / 1e9
 
 
