@@ -24,6 +24,7 @@ for all six directions, the CPU RDN C3-D4-G32-G032), `tiny` = `pipeline init-ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -51,6 +52,7 @@ from tests.service.conftest import (  # noqa: E402
     flask_cli,
     free_port,
     jpeg_bytes,
+    scratch_postgres,
     service_env,
 )
 
@@ -138,6 +140,28 @@ def rss_mb(worker: Worker) -> dict:
     return {"main_mb": main.memory_info().rss / 2**20, "pool_mb": [c.memory_info().rss / 2**20 for c in children]}
 
 
+def cpu_seconds(process: psutil.Process, children: bool = True) -> float:
+    """User + system CPU seconds of a process and (alive) children."""
+    total = 0.0
+    for p in [process, *(process.children(recursive=True) if children else [])]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def cpu_by_part(web: Web, workers: list[Worker]) -> dict[str, float]:
+    """CPU seconds so far of each part on the machine: workers, gunicorn, Redis, the bench's clients
+    (its own process: the client threads)."""
+    redis = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+    return {"workers": sum(cpu_seconds(psutil.Process(w.process.pid)) for w in workers),
+            "web": cpu_seconds(psutil.Process(web.process.pid)),
+            "redis": sum(cpu_seconds(p) for p in redis),
+            "clients": cpu_seconds(psutil.Process(), children=False)}  # web and workers are its children
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -155,6 +179,9 @@ def start_worker(settings: dict, instance: Path, log: Path) -> tuple[Worker, dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", choices=MODELS, default="full")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="SQLite in a temporary folder (the embedded default) or a scratch database on "
+                             "the local PostgreSQL (what a deployment with several workers uses)")
     parser.add_argument("--sequential", type=int, default=10, help="jobs one at a time (overhead)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (throughput)")
     parser.add_argument("--jobs", type=int, default=12, help="jobs per throughput run")
@@ -164,8 +191,10 @@ def main() -> None:
     args = parser.parse_args()
 
     record: dict = {"args": vars(args), "cold_start": [], "throughput": []}
-    with tempfile.TemporaryDirectory(prefix="seasons-bench-") as tmp:
-        tmp = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seasons-bench-")))
+        database_url = (stack.enter_context(scratch_postgres("seasons_bench")) if args.database == "postgresql"
+                        else f"sqlite:///{tmp / 'seasons.sqlite'}")
         instance = tmp / "instance"
         instance.mkdir()
         if args.models == "shipped":
@@ -174,7 +203,7 @@ def main() -> None:
             model_dir = tmp / "models"
             write_models(model_dir, args.models)
         settings = {"MODEL_DIR": str(model_dir), "STORAGE_URL": str(tmp / "storage"),
-                    "DATABASE_URL": f"sqlite:///{tmp / 'seasons.sqlite'}", "CELERY_BROKER_URL": REDIS_URL,
+                    "DATABASE_URL": database_url, "CELERY_BROKER_URL": REDIS_URL,
                     "CELERY_QUEUE": f"seasons-bench-{secrets.token_hex(4)}", "JOB_RATE_LIMIT": "100000 per minute",
                     "RECONCILE_INTERVAL": "0"}
         migrated = flask_cli(settings, instance, "db", "upgrade")
@@ -203,12 +232,14 @@ def main() -> None:
                 threads = [threading.Thread(target=lambda k=k, done=done: [run_job(web.url, done, args.poll)
                                                                            for _ in range(k)])
                            for k in per_client]
+                cpu_before = cpu_by_part(web, workers)
                 started = time.perf_counter()
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
                 wall = time.perf_counter() - started
+                cpu_after = cpu_by_part(web, workers)
                 record["throughput"].append({
                     "workers": n_workers, "clients": args.clients, "poll_s": args.poll, "jobs": len(done),
                     "wall_s": wall,
@@ -216,13 +247,14 @@ def main() -> None:
                     "pipeline_ms_p50": statistics.median(d["pipeline_ms"] for d in done),
                     "client_ms_p50": statistics.median(d["client_ms"] for d in done),
                     "jobs_by_worker": {w: sum(d["worker"] == w for d in done) for w in {d["worker"] for d in done}},
+                    "cpu_ms_per_job": {k: (cpu_after[k] - cpu_before[k]) * 1000 / len(done) for k in cpu_after},
                     "rss": [rss_mb(w) for w in workers]})
         finally:
             for worker in workers:
                 worker.stop()
             web.stop()
 
-    print(f"models: {args.models}; precision {record['cold_start'][0]['precision']}; machine shared with other work\n")
+    print(f"models: {args.models}; database {args.database}; precision {record['cold_start'][0]['precision']}\n")
     print(table(["worker", "launch → warm s", "load + warm-up s", "RSS main MB", "RSS pool MB"],
                 [[i, c["launch_to_warm_s"], c["load_and_warm_up_s"], c["main_mb"], c["pool_mb"][0]]
                  for i, c in enumerate(record["cold_start"])]))
@@ -248,6 +280,11 @@ def main() -> None:
                   f"{t['jobs_per_s'] / base:.2f}×",
                   t["client_ms_p50"],
                   " + ".join(f"{r['main_mb']:.0f}/{'/'.join(f'{p:.0f}' for p in r['pool_mb'])}" for r in t["rss"])]
+                 for t in record["throughput"]]))
+    parts = list(record["throughput"][0]["cpu_ms_per_job"])
+    print("\nCPU ms per job during each throughput run (all processes of each part; 2 cores = 2,000 ms/s):")
+    print(table(["workers", *parts, "all"],
+                [[t["workers"], *(t["cpu_ms_per_job"][k] for k in parts), sum(t["cpu_ms_per_job"].values())]
                  for t in record["throughput"]]))
     print(f"\nwritten to {save(f'service-{args.models}', record)}")
 

@@ -6,6 +6,7 @@ The test process itself never imports TensorFlow: models are written and run by 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -61,10 +62,10 @@ def model_dir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A database of its own for this test session, dropped afterwards."""
-    name = f"seasons_test_{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def scratch_postgres(prefix: str = "seasons_test") -> Iterator[str]:
+    """A PostgreSQL database of its own on the local server, dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -72,6 +73,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own for this test session."""
+    with scratch_postgres() as url:
+        yield url
 
 
 def service_env(settings: dict[str, str], instance_dir: Path) -> dict[str, str]:
