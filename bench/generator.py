@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import interleaved_warm_ms, save, table  # noqa: E402
 from bench.limit import conv_gflop as hot_conv_gflop  # noqa: E402
-from bench.pipeline import conv_gflop, layer_gflop  # noqa: E402
+from bench.pipeline import layer_gflop  # noqa: E402
 
 
 def kind(layer) -> str:
@@ -106,7 +106,6 @@ def main() -> None:
     with networks.dtype_policy(PRECISIONS[args.precision]):
         model = networks.resnet_generator(64, 9)
     x = tf.random.uniform((1, 256, 256, 3), -1, 1)
-    gflop = conv_gflop(model, 256)
 
     # The shape each layer sees, from one eager pass through the functional graph.
     probe = keras.Model(model.inputs, [layer.output for layer in model.layers[1:]])
@@ -120,6 +119,7 @@ def main() -> None:
         runs[layer.name] = lambda fn=fn, a=args_in: fn(a).numpy()
         kinds[layer.name] = kind(layer)
         flops[kinds[layer.name]] += layer_gflop(layer, args_in[0].shape)
+    gflop = sum(flops.values())  # the network's, from the shapes this probe already read
 
     whole = {"tf.function": tf.function(lambda x: model(x, training=False)),
              "tf.function + XLA (jit_compile)": tf.function(lambda x: model(x, training=False), jit_compile=True)}

@@ -48,7 +48,6 @@ def test_preset_then_flags_and_resume_keeps_the_recipe(pair_dir, data_dir, tmp_p
 @pytest.mark.slow
 def test_sigterm_stops_a_background_run_with_a_checkpoint_it_resumes_from(make_pair, tmp_path):
     """A run started with `&` ignores SIGINT; `kill` (SIGTERM) checkpoints the step it was on."""
-    import os
     import signal
     import subprocess
     import sys
@@ -61,7 +60,7 @@ def test_sigterm_stops_a_background_run_with_a_checkpoint_it_resumes_from(make_p
               "--ngf", "4", "--n-blocks", "1", "--ndf", "4", "--epochs", "500", "--epochs-decay", "0",
               "--save-every", "0", "--mixed-precision", "off"]
     ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `cmd &` in a script
-    process = subprocess.Popen(command + recipe, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command + recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=ignore_sigint)
     deadline = time.monotonic() + 240
     while not (run / "progress.json").is_file() and time.monotonic() < deadline:  # first epoch (8 steps) done
