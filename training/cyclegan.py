@@ -151,7 +151,19 @@ class CycleGAN:
             grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
 
-    def _train_step(self, real_a, real_b) -> dict:
+    def _train_step(self, real_a, real_b, generators: bool = True) -> dict:
+        """One step of both discriminators, and of both generators unless `generators` is False
+        (the discriminator warm-up: the generators only translate)."""
+        if generators:
+            losses, fake_a, fake_b = self._generator_step(real_a, real_b)
+        else:
+            losses = {}
+            fake_b, fake_a = self.g_ab(real_a, training=True), self.g_ba(real_b, training=True)
+        self._discriminator_step(real_a, real_b, fake_a, fake_b, losses)
+        self.step.assign_add(1)
+        return losses
+
+    def _generator_step(self, real_a, real_b) -> tuple[dict, tf.Tensor, tf.Tensor]:
         o = self.opts
         lam, lam_idt = o.lambda_cycle, o.lambda_cycle * o.lambda_identity
         with tf.GradientTape() as tape:
@@ -170,7 +182,10 @@ class CycleGAN:
                 losses["idt_b"] = _l1(self.g_ab(real_b, training=True), real_b) * lam_idt
             loss_g = tf.add_n(list(losses.values()))
         self._apply(self.opt_g, tape, loss_g, self.g_vars)
+        return losses, fake_a, fake_b
 
+    def _discriminator_step(self, real_a, real_b, fake_a, fake_b, losses: dict) -> None:
+        o = self.opts
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(o.seed, tf.int64), self.step]), 2)
         pooled_b = self.pool_b.query(tf.stop_gradient(fake_b), seeds[0])
         pooled_a = self.pool_a.query(tf.stop_gradient(fake_a), seeds[1])
@@ -181,8 +196,6 @@ class CycleGAN:
                                    + _mse(self.d_b(pooled_b, training=True), 0.0))
             loss_d = losses["d_a"] + losses["d_b"]
         self._apply(self.opt_d, tape, loss_d, self.d_vars)
-        self.step.assign_add(1)
-        return losses
 
     def sample_grid(self, samples_a: np.ndarray, samples_b: np.ndarray) -> np.ndarray:
         """Rows of input | translation | reconstruction: the A samples, then the B samples."""
@@ -258,8 +271,9 @@ class Trainer:
         try:
             for real_a, real_b in ds.take(end - start):
                 t0 = time.perf_counter()
-                losses = {k: float(v) for k, v in self.model.train_step(real_a, real_b).items()}
-                if self.step > start + 1:  # the first step traces the graph; leave it out of the speed
+                generators = self.step >= o.warmup_d
+                losses = {k: float(v) for k, v in self.model.train_step(real_a, real_b, generators).items()}
+                if self.step > max(start, o.warmup_d) + 1:  # a step that traces the graph is left out of the speed
                     timed_steps, timed_seconds = timed_steps + 1, timed_seconds + time.perf_counter() - t0
                 speed = timed_steps * o.batch_size / timed_seconds if timed_seconds else math.nan
                 step = self.step

@@ -39,6 +39,7 @@ class CycleGANOptions:
     batch_size: int = 1
     seed: int = 0
     init_from: str = ""  # an exported pair manifest whose generators start a new run ('' = random)
+    warmup_d: int = 0  # first steps that train only the discriminators (for --init-from)
     mixed_precision: str = "auto"  # auto | float16 | bfloat16 | off (see training.runtime.mixed_policy)
     samples: int = 4  # test photos per domain in the per-epoch grid
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)
@@ -101,6 +102,9 @@ _HELP = {
     "seed": "seed for initialisation, data order, augmentation and the pools",
     "init_from": "start a new run's generators from an exported pair model (its manifest, e.g. "
                  "models/summer2winter.json); discriminators, optimizers and pools start fresh",
+    "warmup_d": "train only the discriminators for the first N steps (generators frozen): a run started "
+                "--init-from has random discriminators, whose weak signal at first lets the cycle and identity "
+                "losses pull the generators towards the identity",
     "mixed_precision": "auto (float16 on a GPU, bfloat16 on a CPU with native bf16, else off), float16, bfloat16, off",
     "samples": "held-out photos per domain in the per-epoch sample grid",
     "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C or SIGTERM)",

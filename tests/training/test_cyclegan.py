@@ -32,6 +32,22 @@ def test_a_few_steps_give_finite_losses_that_move(tiny_options, photos_of):
     assert list((trainer.run_dir / "logs").iterdir())
 
 
+def test_discriminator_warm_up_leaves_the_generators_alone(tiny_options, photos_of):
+    """`warmup_d`: the first steps train only the discriminators; then both train as usual."""
+    opts = dataclasses.replace(tiny_options, warmup_d=2, max_steps=2)
+    trainer = cyclegan.Trainer(opts, *photos_of(opts))
+    m = trainer.model
+    generators, discriminators = (lambda: [v.numpy() for v in m.g_ab.weights + m.g_ba.weights],
+                                  lambda: [v.numpy() for v in m.d_a.weights + m.d_b.weights])
+    g0, d0 = generators(), discriminators()
+    result = trainer.fit(progress=False)
+    assert result["step"] == 2 and set(result["losses"]) == {"d_a", "d_b"}
+    assert all(np.array_equal(a, b) for a, b in zip(generators(), g0, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(discriminators(), d0, strict=True))
+    result = cyclegan.Trainer(dataclasses.replace(opts, max_steps=1), *photos_of(opts)).fit(progress=False)
+    assert result["step"] == 3 and {"g_ab", "cycle_a", "d_b"} <= set(result["losses"])
+
+
 @pytest.mark.slow
 def test_stop_and_resume_equals_an_unbroken_run(tiny_options, photos_of, tmp_path):
     # 10 warm / 8 cold training photos at 80 % → 8 / 6: 8 steps per epoch, 16 in all.
