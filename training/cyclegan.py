@@ -159,7 +159,7 @@ class CycleGAN:
         else:
             losses = {}
             fake_b, fake_a = self.g_ab(real_a, training=True), self.g_ba(real_b, training=True)
-        self._discriminator_step(real_a, real_b, fake_a, fake_b, losses)
+        losses |= self._discriminator_step(real_a, real_b, fake_a, fake_b)
         self.step.assign_add(1)
         return losses
 
@@ -184,18 +184,18 @@ class CycleGAN:
         self._apply(self.opt_g, tape, loss_g, self.g_vars)
         return losses, fake_a, fake_b
 
-    def _discriminator_step(self, real_a, real_b, fake_a, fake_b, losses: dict) -> None:
-        o = self.opts
-        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(o.seed, tf.int64), self.step]), 2)
+    def _discriminator_step(self, real_a, real_b, fake_a, fake_b) -> dict:
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(self.opts.seed, tf.int64), self.step]), 2)
         pooled_b = self.pool_b.query(tf.stop_gradient(fake_b), seeds[0])
         pooled_a = self.pool_a.query(tf.stop_gradient(fake_a), seeds[1])
         with tf.GradientTape() as tape:
-            losses["d_a"] = 0.5 * (_mse(self.d_a(real_a, training=True), 1.0)
-                                   + _mse(self.d_a(pooled_a, training=True), 0.0))
-            losses["d_b"] = 0.5 * (_mse(self.d_b(real_b, training=True), 1.0)
-                                   + _mse(self.d_b(pooled_b, training=True), 0.0))
+            losses = {"d_a": 0.5 * (_mse(self.d_a(real_a, training=True), 1.0)
+                                    + _mse(self.d_a(pooled_a, training=True), 0.0)),
+                      "d_b": 0.5 * (_mse(self.d_b(real_b, training=True), 1.0)
+                                    + _mse(self.d_b(pooled_b, training=True), 0.0))}
             loss_d = losses["d_a"] + losses["d_b"]
         self._apply(self.opt_d, tape, loss_d, self.d_vars)
+        return losses
 
     def sample_grid(self, samples_a: np.ndarray, samples_b: np.ndarray) -> np.ndarray:
         """Rows of input | translation | reconstruction: the A samples, then the B samples."""
