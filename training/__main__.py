@@ -26,6 +26,10 @@ def _runtime_flags(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free")
 
 
+_RAW_HELP = ("a run trained with --ema: use its last step's generator weights instead of their moving average "
+             "(to compare the two)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -62,6 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-rows", type=int, default=4, help="held-out photos per direction in grid.jpg")
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
+    p.add_argument("--raw", action="store_true", help=_RAW_HELP)
     _runtime_flags(p)
 
     p = commands.add_parser("export", help="export a run into a models directory",
@@ -74,6 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="storage precision of the weights (float16 halves the file)")
     p.add_argument("--report", help="report.json of `evaluate` (CycleGAN) to record as the model's metrics")
+    p.add_argument("--raw", action="store_true", help=_RAW_HELP)
 
     p = commands.add_parser("import-torch", help="import PyTorch reference generators",
                             description="Convert two junyanz/pytorch-CycleGAN-and-pix2pix ResnetGenerator "
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             size = opt.CycleGANOptions.load(Path(args.run_dir) / "options.json").size if args.run_dir else 256
         report = evaluate.evaluate(args.data, args.out, run_dir=args.run_dir, model_dir=args.model_dir,
                                    data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
-                                   max_images=args.max_images, seed=args.seed)
+                                   max_images=args.max_images, seed=args.seed, raw=args.raw)
         print(evaluate.markdown(report))
     elif args.command == "export":
         from training import export
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest = rdn.export_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
         else:
             manifest = export.export_cyclegan_run(args.run_dir, args.model_dir, pair=args.pair, dtype=args.dtype,
-                                                  report=args.report)
+                                                  report=args.report, raw=args.raw)
         print(json.dumps(manifest.summary(), indent=2))
     elif args.command == "import-torch":
         from training import export

@@ -116,6 +116,10 @@ class CycleGAN:
         if policy == "mixed_float16":  # float16 needs loss scaling; bfloat16 has float32's range
             self.opt_g = keras.optimizers.LossScaleOptimizer(self.opt_g)
             self.opt_d = keras.optimizers.LossScaleOptimizer(self.opt_d)
+        # The moving average stays float32 whatever the training policy (its updates are tiny).
+        self.ema_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="ema_ab") if opts.ema else None
+        self.ema_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="ema_ba") if opts.ema else None
+        self.reset_average()
         self.g_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
         self.d_vars = self.d_a.trainable_variables + self.d_b.trainable_variables
         self.opt_g.build(self.g_vars)
@@ -124,9 +128,10 @@ class CycleGAN:
         self.pool_a = ImagePool(opts.pool_size, shape, "pool_a")
         self.pool_b = ImagePool(opts.pool_size, shape, "pool_b")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        averages = {"ema_ab": self.ema_ab, "ema_ba": self.ema_ba} if opts.ema else {}
         self.checkpoint = tf.train.Checkpoint(
             g_ab=self.g_ab, g_ba=self.g_ba, d_a=self.d_a, d_b=self.d_b, opt_g=self.opt_g, opt_d=self.opt_d,
-            pool_a=self.pool_a, pool_b=self.pool_b, step=self.step)
+            pool_a=self.pool_a, pool_b=self.pool_b, step=self.step, **averages)
         self.train_step = tf.function(self._train_step)
 
     def start_from(self, manifest_path: str) -> Manifest:
@@ -138,7 +143,28 @@ class CycleGAN:
                              f"this run trains a CycleGAN with {self.opts.architecture}")
         weights.load_weights(manifest.weights_path, self.g_ab, "a2b")
         weights.load_weights(manifest.weights_path, self.g_ba, "b2a")
+        self.reset_average()
         return manifest
+
+    def _averaged(self) -> list[tuple[keras.Model, keras.Model]]:
+        """(moving average, generator) pairs; empty when the run keeps no average."""
+        return [(self.ema_ab, self.g_ab), (self.ema_ba, self.g_ba)] if self.opts.ema else []
+
+    def reset_average(self) -> None:
+        """Start the moving average at the generators' current weights."""
+        for average, generator in self._averaged():
+            average.set_weights(generator.get_weights())
+
+    def _update_average(self) -> None:
+        decay = self.opts.ema
+        for average, generator in self._averaged():
+            for a, w in zip(average.weights, generator.weights, strict=True):
+                a.assign(decay * a + (1.0 - decay) * tf.cast(w, a.dtype))
+
+    @property
+    def exported(self) -> tuple[keras.Model, keras.Model]:
+        """The generators a run exports: the moving average when it keeps one."""
+        return (self.ema_ab, self.ema_ba) if self.opts.ema else (self.g_ab, self.g_ba)
 
     @property
     def learning_rate(self) -> float:
@@ -156,6 +182,7 @@ class CycleGAN:
         (the discriminator warm-up: the generators only translate)."""
         if generators:
             losses, fake_a, fake_b = self._generator_step(real_a, real_b)
+            self._update_average()
         else:
             losses = {}
             fake_b, fake_a = self.g_ab(real_a, training=True), self.g_ba(real_b, training=True)
@@ -198,9 +225,10 @@ class CycleGAN:
         return losses
 
     def sample_grid(self, samples_a: np.ndarray, samples_b: np.ndarray) -> np.ndarray:
-        """Rows of input | translation | reconstruction: the A samples, then the B samples."""
+        """Rows of input | translation | reconstruction by the exported generators: A samples, then B."""
         rows = []
-        for images, forward, backward in ((samples_a, self.g_ab, self.g_ba), (samples_b, self.g_ba, self.g_ab)):
+        g_ab, g_ba = self.exported
+        for images, forward, backward in ((samples_a, g_ab, g_ba), (samples_b, g_ba, g_ab)):
             x = networks.to_model_range(images)
             y = forward(x, training=False)
             z = backward(y, training=False)

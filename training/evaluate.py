@@ -119,12 +119,12 @@ def evaluate_direction(forward, backward, images: np.ndarray, classifier, target
     }
 
 
-def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str):
+def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, raw: bool = False):
     """(a2b, b2a) callables on [-1, 1] batches, from a training run or an exported models dir."""
     if run_dir:
         from training.export import load_generators
 
-        _, g_ab, g_ba, _ = load_generators(run_dir)
+        _, g_ab, g_ba, _ = load_generators(run_dir, raw)
         return (lambda x: g_ab(x, training=False)), (lambda x: g_ba(x, training=False))
     models = ModelRegistry(model_dir)
     pair = next(p for p in PAIRS if p.name == pair_name)
@@ -135,15 +135,22 @@ def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str):
 
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,
              data_dir: str | None = None, size: int = 256, grid_rows: int = 4, max_images: int = 0,
-             seed: int = 0) -> dict:
+             seed: int = 0, raw: bool = False) -> dict:
     """Evaluate a pair's two directions on its held-out photos; write report.json, report.md, grid.jpg."""
     builder = data.build(data_path, data_dir)
     domains = builder.builder_config.domains
     pair_name = Path(data_path).resolve().name
     classifier, classifier_facts = train_classifier(builder, seed=seed)
-    a2b, b2a = generators_of(run_dir, model_dir, pair_name)
+    a2b, b2a = generators_of(run_dir, model_dir, pair_name, raw)
+    source = {"model_dir": model_dir}
+    if run_dir:
+        from training.export import weights_kind
+        from training.options import CycleGANOptions
+
+        source = {"run_dir": run_dir,
+                  "generator_weights": weights_kind(CycleGANOptions.load(Path(run_dir) / "options.json"), raw)}
     report = {"pair": pair_name, "data": str(Path(data_path).resolve()), "size": size, "grid_rows": grid_rows,
-              "source": {"run_dir": run_dir} if run_dir else {"model_dir": model_dir},
+              "source": source,
               "classifier": {**classifier_facts,
                              "per_domain": {domains[k]: v for k, v in classifier_facts["per_domain"].items()}},
               "directions": {}}

@@ -37,8 +37,11 @@ def git_commit() -> str:
         return ""
 
 
-def load_generators(run_dir: Path | str) -> tuple[CycleGANOptions, object, object, int]:
-    """The run's options, its two generators from the latest checkpoint, and the step reached."""
+def load_generators(run_dir: Path | str, raw: bool = False) -> tuple[CycleGANOptions, object, object, int]:
+    """The run's options, its two generators from the latest checkpoint, and the step reached.
+
+    A run that keeps a moving average of its generators (`--ema`) gives the average unless `raw`.
+    """
     run_dir = Path(run_dir)
     opts = CycleGANOptions.load(run_dir / "options.json")
     g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
@@ -47,14 +50,20 @@ def load_generators(run_dir: Path | str) -> tuple[CycleGANOptions, object, objec
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     if latest is None:
         raise SystemExit(f"{run_dir}/checkpoints has no checkpoint to export")
-    tf.train.Checkpoint(g_ab=g_ab, g_ba=g_ba, step=step).restore(latest).expect_partial()
+    names = ("g_ab", "g_ba") if raw or not opts.ema else ("ema_ab", "ema_ba")
+    tf.train.Checkpoint(**{names[0]: g_ab, names[1]: g_ba}, step=step).restore(latest).expect_partial()
     return opts, g_ab, g_ba, int(step.numpy())
 
 
+def weights_kind(opts: CycleGANOptions, raw: bool) -> str:
+    """Which of a run's generator weights were used, in words (for manifests and reports)."""
+    return f"moving average (decay {opts.ema})" if opts.ema and not raw else "last step"
+
+
 def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str | None = None,
-                        dtype: str = "float32", report: Path | str | None = None) -> Manifest:
+                        dtype: str = "float32", report: Path | str | None = None, raw: bool = False) -> Manifest:
     """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics."""
-    opts, g_ab, g_ba, step = load_generators(run_dir)
+    opts, g_ab, g_ba, step = load_generators(run_dir, raw)
     steps_per_epoch = _steps_per_epoch(run_dir)
     provenance = {
         "data": opts.data,
@@ -63,6 +72,7 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
         "epochs_trained": round(step / steps_per_epoch, 2) if steps_per_epoch else None,
         "epochs_planned": opts.epochs + opts.epochs_decay,
         "trained_at_size": opts.size,
+        "generator_weights": weights_kind(opts, raw),
         "code_commit": git_commit(),
         "command": f"python -m training cyclegan --run-dir {run_dir}",
     }

@@ -40,6 +40,7 @@ class CycleGANOptions:
     seed: int = 0
     init_from: str = ""  # an exported pair manifest whose generators start a new run ('' = random)
     warmup_d: int = 0  # first steps that train only the discriminators (for --init-from)
+    ema: float = 0.0  # decay of a moving average of the generators' weights, exported instead (0 = off)
     mixed_precision: str = "auto"  # auto | float16 | bfloat16 | off (see training.runtime.mixed_policy)
     samples: int = 4  # test photos per domain in the per-epoch grid
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)
@@ -70,12 +71,13 @@ class CycleGANOptions:
 #: `--preset paper`: the paper's recipe (256 px, ngf 64, 9 blocks, 100 + 100 epochs, no colour jitter).
 #: `--preset cpu`: what this 2-core CPU trains in hours (measured, docs/training.md): 128 px crops
 #: (the reference's 6-block generator for 128 px) of photos resized to 128…286 px, so the network
-#: also learns at the scale the pipeline serves (a 256 px crop); ngf 32; 30 + 30 epochs.
+#: also learns at the scale the pipeline serves (a 256 px crop); ngf 32; 30 + 30 epochs; the
+#: exported generators are the moving average of the last ~1,000 steps (short runs swing most).
 CYCLEGAN_PRESETS = {
     "paper": {"size": 256, "ngf": 64, "n_blocks": 9, "epochs": 100, "epochs_decay": 100, "saturation": 0.0,
               "zoom": 286 / 256},
     "cpu": {"size": 128, "ngf": 32, "n_blocks": 6, "epochs": 30, "epochs_decay": 30, "saturation": 0.1,
-            "zoom": 286 / 128},
+            "zoom": 286 / 128, "ema": 0.999},
 }
 
 _HELP = {
@@ -105,6 +107,9 @@ _HELP = {
     "warmup_d": "train only the discriminators for the first N steps (generators frozen): a run started "
                 "--init-from has random discriminators, whose weak signal at first lets the cycle and identity "
                 "losses pull the generators towards the identity",
+    "ema": "decay of an exponential moving average of the generators' weights (e.g. 0.999, about the last "
+           "1,000 steps), kept beside them, shown in the samples and exported instead of the last step's "
+           "weights; it smooths the step-to-step swings of GAN training (0 = off)",
     "mixed_precision": "auto (float16 on a GPU, bfloat16 on a CPU with native bf16, else off), float16, bfloat16, off",
     "samples": "held-out photos per domain in the per-epoch sample grid",
     "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C or SIGTERM)",

@@ -14,8 +14,9 @@ from training import cyclegan
 
 def weights_of(trainer: cyclegan.Trainer) -> list[np.ndarray]:
     m = trainer.model
+    averages = m.ema_ab.weights + m.ema_ba.weights if m.ema_ab is not None else []
     return [v.numpy() for v in m.g_ab.weights + m.g_ba.weights + m.d_a.weights + m.d_b.weights
-            + list(m.opt_g.variables) + list(m.pool_a.variables)]
+            + list(m.opt_g.variables) + list(m.pool_a.variables) + averages]
 
 
 def test_a_few_steps_give_finite_losses_that_move(tiny_options, photos_of):
@@ -48,16 +49,49 @@ def test_discriminator_warm_up_leaves_the_generators_alone(tiny_options, photos_
     assert result["step"] == 3 and {"g_ab", "cycle_a", "d_b"} <= set(result["losses"])
 
 
+def test_moving_average_of_the_generators_is_what_a_run_exports(tiny_options, photos_of, tmp_path):
+    """`ema`: after each generator step average = d·average + (1 − d)·weights; export, evaluation
+    and the samples use the average, `raw` the last step's weights."""
+    from training import export
+
+    opts = dataclasses.replace(tiny_options, ema=0.75, warmup_d=1, max_steps=3)
+    trainer = cyclegan.Trainer(opts, *photos_of(opts))
+    m = trainer.model
+    generators = lambda: [v.numpy() for v in m.g_ab.weights + m.g_ba.weights]  # noqa: E731
+    averages = lambda: [v.numpy() for v in m.ema_ab.weights + m.ema_ba.weights]  # noqa: E731
+    assert all(np.array_equal(a, g) for a, g in zip(averages(), generators(), strict=True))
+    m.train_step(*_batch(opts), False)  # the warm-up: generators and average stay
+    assert all(np.array_equal(a, g) for a, g in zip(averages(), generators(), strict=True))
+    expected = generators()
+    for _ in range(2):
+        m.train_step(*_batch(opts))
+        expected = [0.75 * a + 0.25 * g for a, g in zip(expected, generators(), strict=True)]
+    for got, want in zip(averages(), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert not all(np.allclose(a, g) for a, g in zip(averages(), generators(), strict=True))
+    trainer.save()
+
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    for raw, (g_ab, g_ba) in ((False, (m.ema_ab, m.ema_ba)), (True, (m.g_ab, m.g_ba))):
+        _, a2b, b2a, step = export.load_generators(opts.run_dir, raw=raw)
+        assert step == 3
+        np.testing.assert_array_equal(a2b(x).numpy(), g_ab(x).numpy())
+        np.testing.assert_array_equal(b2a(x).numpy(), g_ba(x).numpy())
+    manifest = export.export_cyclegan_run(opts.run_dir, tmp_path / "models", pair="summer2winter")
+    assert manifest.provenance["generator_weights"] == "moving average (decay 0.75)"
+    assert manifest.provenance["recipe"]["ema"] == 0.75
+
+
 @pytest.mark.slow
 def test_stop_and_resume_equals_an_unbroken_run(tiny_options, photos_of, tmp_path):
     # 10 warm / 8 cold training photos at 80 % → 8 / 6: 8 steps per epoch, 16 in all.
     # Stop mid-epoch (step 5) and again at step 11, then finish: pools full, lr decaying.
-    unbroken = dataclasses.replace(tiny_options, run_dir=str(tmp_path / "unbroken"))
+    unbroken = dataclasses.replace(tiny_options, run_dir=str(tmp_path / "unbroken"), ema=0.9)
     expected = cyclegan.Trainer(unbroken, *photos_of(unbroken))
     expected.fit(progress=False)
     assert expected.step == expected.total_steps == 16
 
-    broken = dataclasses.replace(tiny_options, run_dir=str(tmp_path / "broken"))
+    broken = dataclasses.replace(unbroken, run_dir=str(tmp_path / "broken"))
     for stop in (5, 6, 0):
         trainer = cyclegan.Trainer(dataclasses.replace(broken, max_steps=stop), *photos_of(broken))
         trainer.fit(progress=False)

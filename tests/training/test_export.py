@@ -67,12 +67,13 @@ def test_a_run_can_start_from_an_exported_model_and_records_it(tiny_options, pho
     shipped = export.export_cyclegan_run(first.run_dir, tmp_path / "models", pair="summer2winter")
 
     more = dataclasses.replace(tiny_options, max_steps=2, run_dir=str(tmp_path / "more"), seed=9,
-                               init_from=str(shipped.path))
+                               init_from=str(shipped.path), ema=0.9)
     trainer = cyclegan.Trainer(more, *photos_of(more))
     x = np.random.default_rng(2).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
     loaded = ModelRegistry(tmp_path / "models")
     np.testing.assert_array_equal(trainer.model.g_ab(x).numpy(), loaded.generator(Direction.SUMMER2WINTER)(x))
     np.testing.assert_array_equal(trainer.model.g_ba(x).numpy(), loaded.generator(Direction.WINTER2SUMMER)(x))
+    np.testing.assert_array_equal(trainer.model.ema_ab(x).numpy(), loaded.generator(Direction.SUMMER2WINTER)(x))
     trainer.fit(progress=False)
 
     again = export.export_cyclegan_run(more.run_dir, tmp_path / "again", pair="summer2winter")
