@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
+
 from training import cyclegan, evaluate
 
 
@@ -18,6 +20,23 @@ def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, t
     assert set(report["directions"]) == {"warm2cold", "cold2warm"}
     for figures in report["directions"].values():
         assert 0 <= figures["target_rate"] <= 1 and figures["cycle_psnr"] > 0 and -1 <= figures["ssim_luma"] <= 1
+        assert np.isfinite(figures["checkerboard_db"]) and np.isfinite(figures["input_checkerboard_db"])
     assert json.loads((tmp_path / "eval" / "report.json").read_text()) == report
     assert "| warm2cold |" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "grid.jpg").stat().st_size > 0
+
+
+def test_checkerboard_figure_finds_a_period_four_pattern_and_not_photo_content():
+    """Random scenes with a photo's 1/f spectrum score low; the same scenes with a faint period-4
+    pattern (what two stride-2 transposed convolutions print) score far higher, rising with its strength."""
+    rng = np.random.default_rng(0)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(256), np.fft.fftfreq(256)))
+    spectra = np.fft.fft2(rng.normal(0, 1, (3, 256, 256, 3)), axes=(1, 2)) / np.maximum(f, 1 / 256)[None, :, :, None]
+    scenes = np.real(np.fft.ifft2(spectra, axes=(1, 2)))
+    scenes = np.clip(scenes / np.abs(scenes).max(axis=(1, 2, 3), keepdims=True) * 0.8, -1, 1).astype(np.float32)
+    yy, xx = np.mgrid[:256, :256]
+    pattern = (np.cos(np.pi * xx / 2) * np.cos(np.pi * yy / 2) + np.cos(np.pi * xx))[None, :, :, None]
+    clean = evaluate.checkerboard_db(scenes)
+    faint, strong = (evaluate.checkerboard_db(scenes + a * pattern.astype(np.float32)) for a in (0.01, 0.05))
+    assert np.all(clean < 4)
+    assert np.all(faint > clean + 6) and np.all(strong > faint + 6)
