@@ -185,9 +185,11 @@ class RDNOptions:
     blur: float = 1.0  # largest Gaussian blur sigma before downscaling
     jpeg_min: int = 40  # JPEG quality drawn from [jpeg_min, 95]
     noise: float = 0.02  # largest Gaussian noise sigma (on [0, 1] pixels)
-    generator_dir: str = ""  # models dir whose pair generators add a cycle pass to some inputs
-    generator_pair: str = ""
-    generator_rate: float = 0.0  # share of inputs passed through generator_pair's a2b then b2a
+    init_from: str = ""  # an exported RDN manifest whose weights start the run ('' = random)
+    generator_dir: str = ""  # models dir whose pair generators give the artefact pass
+    generator_data: str = ""  # pair folders (comma-separated) for the artefact pass ('' = data)
+    generator_rate: float = 0.0  # share of each batch's patches from the artefact pass
+    artefact_sigma: float = 3.0  # blur (high-res px) splitting the artefact target's colours from its detail
     eval_size: int = 256  # held-out photos are evaluated at this size (the pipeline's output size)
     eval_images: int = 100  # held-out photos per domain in the report (0 = all)
     report_generators: str = ""  # models dir: the report also measures the RDN on its generators' outputs
@@ -230,9 +232,14 @@ _RDN_HELP = {
     "blur": "largest Gaussian blur sigma before the ×2 downscale",
     "jpeg_min": "lowest JPEG quality of the degradation (quality drawn from [jpeg_min, 95])",
     "noise": "largest Gaussian noise sigma on [0, 1] pixels",
-    "generator_dir": "models directory with a CycleGAN for the optional generator pass",
-    "generator_pair": "pair whose generators (a2b then b2a) degrade some inputs",
-    "generator_rate": "share of inputs given the generator pass (0 = none)",
+    "init_from": "start from an exported RDN (its manifest, e.g. models/rdn.json) instead of random weights",
+    "generator_dir": "models directory whose pair generators give the artefact pass: each generator translates "
+                     "photos of its own output domain (at half size), which shows its texture with little else",
+    "generator_data": "pair folders, comma-separated, whose photos go through their pair's generators in "
+                      "--generator-dir (default: --data)",
+    "generator_rate": "share of each batch's patches from the artefact pass (0 = none)",
+    "artefact_sigma": "Gaussian blur in high-res px: the artefact pass's target is the generator output blurred "
+                      "(its colours, the pattern gone) plus the photo minus the photo blurred (its detail)",
     "eval_size": "size of the held-out photos in the report",
     "eval_images": "held-out photos per domain in the report (0 = all)",
     "report_generators": "models directory: the report also compares the methods on real generator outputs "
