@@ -89,9 +89,10 @@ def _to_uint8(x: tf.Tensor) -> np.ndarray:
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8).numpy()
 
 
-def artefact_data(opts: RDNOptions, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The artefact pass over the `split` photos of each `generator_data` pair whose model is installed in
-    `generator_dir`: each domain's photos through the generator that outputs that domain."""
+def artefact_data(opts: RDNOptions, split: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The artefact pass over the `split` photos (at most `limit` per domain, 0 = all) of each
+    `generator_data` pair whose model is installed in `generator_dir`: each domain's photos
+    through the generator that outputs that domain."""
     if not opts.generator_dir:
         return None
     models = registry.ModelRegistry(opts.generator_dir)
@@ -103,7 +104,8 @@ def artefact_data(opts: RDNOptions, split: str) -> tuple[np.ndarray, np.ndarray]
             raise SystemExit(f"{opts.generator_dir} has no pair model for {folder}")
         for d in (0, 1):
             generator = models.generator(f"{domains[1 - d]}2{domains[d]}").network
-            x, y = artefact_pairs(generator, data.load_images(builder, split, d, opts.photo_size), opts.artefact_sigma)
+            photos = data.load_images(builder, split, d, opts.photo_size)
+            x, y = artefact_pairs(generator, photos[:limit] if limit else photos, opts.artefact_sigma)
             inputs.append(x)
             targets.append(y)
     return np.concatenate(inputs), np.concatenate(targets)
@@ -201,7 +203,7 @@ class RDNTrainer:
         self.step.assign_add(1)
         return loss
 
-    def fit(self, images: np.ndarray, progress: bool = True,
+    def fit(self, images: np.ndarray | None, progress: bool = True,
             artefacts: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
         o = self.opts
         start = int(self.step.numpy())
@@ -228,7 +230,8 @@ class RDNTrainer:
         """PSNR and SSIM of RDN, bicubic and bicubic + unsharp mask on degraded held-out photos; for
         each of `generators` (pair → its a2b and b2a on [0, 1] images) on the photos halved and
         passed through a2b then b2a, and the checkerboard (dB, `training.evaluate`) of each method
-        on what the pipeline serves (a2b's output, ×2); and on held-out `artefacts` pairs."""
+        on what the pipeline serves (a2b's output, ×2); and on held-out `artefacts` pairs.
+        `eval_images` bounds the photos: the ×2 of 256 px outputs costs seconds each on a CPU."""
         hr = tf.cast(images, tf.float32) / 255.0
         lr = tf.stack([degrade(hr[i], self.opts, tf.constant([99, i], tf.int64)) for i in range(len(images))])
         report = self.compare(lr, hr) | {"n": len(images), "size": int(hr.shape[1])}
@@ -314,14 +317,17 @@ def markdown(report: dict) -> str:
 def train(opts: RDNOptions, progress: bool = True) -> dict:
     """Train (or resume) the RDN on a pair's real train photos, then report on its test photos."""
     builder = data.build(opts.data, opts.data_dir or None)
-    train_images = np.concatenate([data.load_images(builder, "train", d, opts.photo_size) for d in (0, 1)])
     trainer = RDNTrainer(opts)
-    result = trainer.fit(train_images, progress, artefact_data(opts, "train") if artefact_share(opts) else None)
+    done = int(trainer.step.numpy()) >= opts.steps  # then only the report is made (e.g. --steps 0 --init-from)
+    train_images = None if done else np.concatenate(
+        [data.load_images(builder, "train", d, opts.photo_size) for d in (0, 1)])
+    artefacts = artefact_data(opts, "train") if artefact_share(opts) and not done else None
+    result = trainer.fit(train_images, progress, artefacts)
     held_out = [data.load_images(builder, "test", d, opts.eval_size) for d in (0, 1)]
     if opts.eval_images:
         held_out = [x[:opts.eval_images] for x in held_out]
     report = trainer.report(np.concatenate(held_out), _report_generators(opts.report_generators),
-                            artefact_data(opts, "test")) | {"training": result}
+                            artefact_data(opts, "test", opts.eval_images)) | {"training": result}
     data.save_json(report, trainer.run_dir / "report.json")
     (trainer.run_dir / "report.md").write_text(markdown(report))
     return report
