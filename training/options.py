@@ -189,6 +189,7 @@ class RDNOptions:
     generator_dir: str = ""  # models dir whose pair generators give the artefact pass
     generator_data: str = ""  # pair folders (comma-separated) for the artefact pass ('' = data)
     generator_rate: float = 0.0  # share of each batch's patches from the artefact pass
+    generator_photos: int = 0  # train photos per domain given the artefact pass (0 = all)
     artefact_sigma: float = 3.0  # blur (high-res px) splitting the artefact target's colours from its detail
     eval_size: int = 256  # held-out photos are evaluated at this size (the pipeline's output size)
     eval_images: int = 100  # held-out photos per domain in the report (0 = all)
@@ -238,6 +239,8 @@ _RDN_HELP = {
     "generator_data": "pair folders, comma-separated, whose photos go through their pair's generators in "
                       "--generator-dir (default: --data)",
     "generator_rate": "share of each batch's patches from the artefact pass (0 = none)",
+    "generator_photos": "train photos per domain given the artefact pass, the first of the build's fixed order "
+                        "(0 = all; each costs a generator pass before training starts)",
     "artefact_sigma": "Gaussian blur in high-res px: the artefact pass's target is the generator output blurred "
                       "(its colours, the pattern gone) plus the photo minus the photo blurred (its detail)",
     "eval_size": "size of the held-out photos in the report",

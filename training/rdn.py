@@ -321,7 +321,7 @@ def train(opts: RDNOptions, progress: bool = True) -> dict:
     done = int(trainer.step.numpy()) >= opts.steps  # then only the report is made (e.g. --steps 0 --init-from)
     train_images = None if done else np.concatenate(
         [data.load_images(builder, "train", d, opts.photo_size) for d in (0, 1)])
-    artefacts = artefact_data(opts, "train") if artefact_share(opts) and not done else None
+    artefacts = artefact_data(opts, "train", opts.generator_photos) if artefact_share(opts) and not done else None
     result = trainer.fit(train_images, progress, artefacts)
     held_out = [data.load_images(builder, "test", d, opts.eval_size) for d in (0, 1)]
     if opts.eval_images:
