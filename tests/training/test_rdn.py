@@ -115,7 +115,7 @@ def test_train_further_with_the_artefact_pass(pair_dir, data_dir, tmp_path):
     write_random_models(tmp_path / "pairs", seed=1)
     more = dataclasses.replace(opts, run_dir=str(tmp_path / "more"), init_from=str(shipped.path),
                                generator_dir=str(tmp_path / "pairs"), generator_data=str(pair), generator_rate=0.5,
-                               report_generators=str(tmp_path / "pairs"))
+                               generator_photos=3, report_generators=str(tmp_path / "pairs"))
     start = rdn.RDNTrainer(more)
     for got, want in zip(start.network.get_weights(), rdn.RDNTrainer(opts).network.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
