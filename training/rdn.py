@@ -263,7 +263,7 @@ class RDNTrainer:
         from training.evaluate import checkerboard_db
 
         size = lr.shape[1:3]
-        figure = lambda x: round(float(np.mean(checkerboard_db(x * 2.0 - 1.0))), 2)  # noqa: E731
+        figure = lambda x: round(float(np.mean(checkerboard_db(x * 2.0 - 1.0))), 2)
         return {"generator": figure(lr)} | {
             name: figure(tf.image.resize(out, size, method="area"))
             for name, out in self.upscaled(lr, (2 * size[0], 2 * size[1])).items()}
@@ -278,7 +278,7 @@ def _generators(models: registry.ModelRegistry, pair_name: str) -> tuple:
     from pipeline.directions import Direction
 
     direction = next(d for d in Direction if d.pair.name == pair_name and d.generator == "a2b")
-    on_unit = lambda net: lambda x: tf.clip_by_value((net(x * 2.0 - 1.0, training=False) + 1.0) / 2.0, 0.0, 1.0)  # noqa: E731
+    on_unit = lambda net: lambda x: tf.clip_by_value((net(x * 2.0 - 1.0, training=False) + 1.0) / 2.0, 0.0, 1.0)
     return on_unit(models.generator(direction).network), on_unit(models.generator(direction.reverse).network)
 
 

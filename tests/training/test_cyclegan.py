@@ -57,8 +57,8 @@ def test_moving_average_of_the_generators_is_what_a_run_exports(tiny_options, ph
     opts = dataclasses.replace(tiny_options, ema=0.75, warmup_d=1, max_steps=3)
     trainer = cyclegan.Trainer(opts, *photos_of(opts))
     m = trainer.model
-    generators = lambda: [v.numpy() for v in m.g_ab.weights + m.g_ba.weights]  # noqa: E731
-    averages = lambda: [v.numpy() for v in m.ema_ab.weights + m.ema_ba.weights]  # noqa: E731
+    generators = lambda: [v.numpy() for v in m.g_ab.weights + m.g_ba.weights]
+    averages = lambda: [v.numpy() for v in m.ema_ab.weights + m.ema_ba.weights]
     assert all(np.array_equal(a, g) for a, g in zip(averages(), generators(), strict=True))
     m.train_step(*_batch(opts), False)  # the warm-up: generators and average stay
     assert all(np.array_equal(a, g) for a, g in zip(averages(), generators(), strict=True))

@@ -45,12 +45,12 @@ def test_artefact_pass_keeps_the_generator_colours_and_the_photo_detail_not_its_
     photos = _photos()
     inputs, targets = rdn.artefact_pairs(generator, photos, sigma=3.0)
     assert inputs.shape == (6, 64, 64, 3) and targets.shape == photos.shape and targets.dtype == np.uint8
-    to_model = lambda x: x.astype(np.float32) / 127.5 - 1  # noqa: E731
+    to_model = lambda x: x.astype(np.float32) / 127.5 - 1
     photo_cb, input_cb, target_cb = (evaluate.checkerboard_db(to_model(x)) for x in (photos, inputs, targets))
     assert np.all(input_cb > photo_cb + 6) and np.all(np.abs(target_cb - photo_cb) < 3)
     darker = (0.8 * (photos / 127.5 - 1) - 0.1 + 1) * 127.5
     assert abs(targets.mean() - darker.mean()) < 2 and photos.mean() - targets.mean() > 10
-    detail = lambda x: x.astype(np.float32) - rdn._blur(x.astype(np.float32), 3.0, 9).numpy()  # noqa: E731
+    detail = lambda x: x.astype(np.float32) - rdn._blur(x.astype(np.float32), 3.0, 9).numpy()
     assert np.corrcoef(detail(targets).ravel(), detail(photos).ravel())[0, 1] > 0.9
 
 
