@@ -154,17 +154,19 @@ def evaluate_direction(forward, backward, images: np.ndarray, classifier, target
 
 
 def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, raw: bool = False):
-    """(a2b, b2a) callables on [-1, 1] batches, from a training run or an exported models dir."""
+    """(a2b, b2a) callables on [-1, 1] batches, from a training run or an exported models dir, and
+    the report's `source`: where they came from (and, for a run, which of its weights)."""
     if run_dir:
-        from training.export import load_generators
+        from training.export import load_generators, weights_kind
 
-        _, g_ab, g_ba, _ = load_generators(run_dir, raw)
-        return (lambda x: g_ab(x, training=False)), (lambda x: g_ba(x, training=False))
+        opts, g_ab, g_ba, _ = load_generators(run_dir, raw)
+        return ((lambda x: g_ab(x, training=False)), (lambda x: g_ba(x, training=False)),
+                {"run_dir": run_dir, "generator_weights": weights_kind(opts, raw)})
     models = ModelRegistry(model_dir)
     pair = next(p for p in PAIRS if p.name == pair_name)
     a2b, b2a = (models.generator(f"{s}2{t}") for s, t in ((pair.domain_a, pair.domain_b),
                                                          (pair.domain_b, pair.domain_a)))
-    return a2b, b2a
+    return a2b, b2a, {"model_dir": model_dir}
 
 
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,
@@ -175,14 +177,7 @@ def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None,
     domains = builder.builder_config.domains
     pair_name = Path(data_path).resolve().name
     classifier, classifier_facts = train_classifier(builder, seed=seed)
-    a2b, b2a = generators_of(run_dir, model_dir, pair_name, raw)
-    source = {"model_dir": model_dir}
-    if run_dir:
-        from training.export import weights_kind
-        from training.options import CycleGANOptions
-
-        source = {"run_dir": run_dir,
-                  "generator_weights": weights_kind(CycleGANOptions.load(Path(run_dir) / "options.json"), raw)}
+    a2b, b2a, source = generators_of(run_dir, model_dir, pair_name, raw)
     report = {"pair": pair_name, "data": str(Path(data_path).resolve()), "size": size, "grid_rows": grid_rows,
               "source": source,
               "classifier": {**classifier_facts,
