@@ -24,6 +24,7 @@ from pipeline import networks, registry, weights
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.manifests import RDN, Manifest, read_manifest
 from training import data, runtime
+from training.evaluate import checkerboard_db
 from training.options import RDNOptions
 
 OPTIONS_FILE = "rdn_options.json"
@@ -118,28 +119,29 @@ def artefact_share(opts: RDNOptions) -> int:
     return round(opts.generator_rate * opts.batch_size) if opts.generator_dir else 0
 
 
-def _photo_patches(images: np.ndarray, opts: RDNOptions, start_step: int, per_batch: int) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices(images)  # decoded in memory already: the cache
-    ds = ds.shuffle(len(images), seed=opts.seed, reshuffle_each_iteration=True).repeat().enumerate()
-    ds = ds.skip(start_step * per_batch)
+def _keyed_batches(elements, count: int, seed: int, start_step: int, per_batch: int, prepare) -> tf.data.Dataset:
+    """Batches of `per_batch` prepared elements for steps start_step, start_step + 1, …: an endless
+    seeded shuffle, each element prepared with its index in the stream (the key of its random
+    ops), so a run resumed at a step gets the very batches an unbroken one did."""
+    ds = tf.data.Dataset.from_tensor_slices(elements)  # decoded in memory already: the cache
+    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    ds = ds.skip(start_step * per_batch).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(per_batch, drop_remainder=True)
 
+
+def _photo_patches(images: np.ndarray, opts: RDNOptions, start_step: int, per_batch: int) -> tf.data.Dataset:
     def prepare(i, image):
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(opts.seed, tf.int64), i]), 2)
         hr = tf.image.stateless_random_crop(tf.cast(image, tf.float32) / 255.0, (opts.patch, opts.patch, 3), seeds[0])
         hr = tf.image.stateless_random_flip_left_right(hr, seeds[1])
         return degrade(hr, opts, seeds[1]), hr
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(per_batch, drop_remainder=True)
+    return _keyed_batches(images, len(images), opts.seed, start_step, per_batch, prepare)
 
 
 def _artefact_patches(pairs: tuple[np.ndarray, np.ndarray], opts: RDNOptions, start_step: int,
                       per_batch: int) -> tf.data.Dataset:
-    inputs, targets = pairs
-    half, side = opts.patch // 2, inputs.shape[1]
-    ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
-    ds = ds.shuffle(len(inputs), seed=opts.seed + 1, reshuffle_each_iteration=True).repeat().enumerate()
-    ds = ds.skip(start_step * per_batch)
+    half, side = opts.patch // 2, pairs[0].shape[1]
 
     def prepare(i, pair):
         lr, hr = (tf.cast(x, tf.float32) / 255.0 for x in pair)
@@ -149,8 +151,7 @@ def _artefact_patches(pairs: tuple[np.ndarray, np.ndarray], opts: RDNOptions, st
         flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
         return (tf.cond(flip, lambda: lr[:, ::-1], lambda: lr), tf.cond(flip, lambda: hr[:, ::-1], lambda: hr))
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(per_batch, drop_remainder=True)
+    return _keyed_batches(pairs, len(pairs[0]), opts.seed + 1, start_step, per_batch, prepare)
 
 
 def patches(images: np.ndarray, opts: RDNOptions, start_step: int,
@@ -260,8 +261,6 @@ class RDNTrainer:
     def checkerboard(self, lr: tf.Tensor) -> dict:
         """Checkerboard dB of generator outputs `lr` and of each method's ×2 of them (area-halved back,
         so the pattern keeps its period of 4 px)."""
-        from training.evaluate import checkerboard_db
-
         size = lr.shape[1:3]
         figure = lambda x: round(float(np.mean(checkerboard_db(x * 2.0 - 1.0))), 2)
         return {"generator": figure(lr)} | {
