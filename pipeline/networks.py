@@ -147,21 +147,37 @@ def _downsample(x, filters: int, name: str):
     return _conv_norm_relu(x, filters, 3, 2, name)
 
 
-def _upsample(x, filters: int, name: str):
-    """Stride-2 3×3 transposed convolution, cropped like PyTorch `padding=1, output_padding=1`.
+#: How the generator doubles its resolution, twice: `transpose` is the paper's stride-2
+#: transposed convolution (the PyTorch reference's layers, so its weights import); `resize` is
+#: nearest-neighbour ×2 then a 3×3 convolution (Odena et al. 2016, "Deconvolution and
+#: Checkerboard Artifacts"): every output pixel gets the same number of taps, so it cannot
+#: print the period-2/4 pattern a transposed convolution's uneven overlap does.
+UPSAMPLERS = ("transpose", "resize")
 
-    The full ('valid') transposed output has 2n+1 rows; PyTorch drops the first row and
-    keeps the next 2n.
+
+def _upsample(x, filters: int, name: str, mode: str = "transpose"):
+    """Double the resolution: transposed convolution or resize-convolution (see UPSAMPLERS).
+
+    `transpose` is cropped like PyTorch `padding=1, output_padding=1`: the full ('valid')
+    transposed output has 2n+1 rows; PyTorch drops the first row and keeps the next 2n.
     """
-    x = layers.Conv2DTranspose(
-        filters, 3, strides=2, padding="valid", kernel_initializer=_INIT, name=name
-    )(x)
-    x = layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
+    if mode == "transpose":
+        x = layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="valid", kernel_initializer=_INIT, name=name
+        )(x)
+        x = layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
+    elif mode == "resize":
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        x = ReflectionPad2D(1, name=f"{name}_pad")(x)
+        x = layers.Conv2D(filters, 3, kernel_initializer=_INIT, name=name)(x)
+    else:
+        raise ValueError(f"unknown upsampler {mode!r}; known: {', '.join(UPSAMPLERS)}")
     x = InstanceNorm(name=f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def resnet_generator(ngf: int = 64, n_blocks: int = 9, name: str = "generator") -> keras.Model:
+def resnet_generator(ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose",
+                     name: str = "generator") -> keras.Model:
     """The CycleGAN ResNet generator: c7s1-ngf, d2ngf, d4ngf, n × R4ngf, u2ngf, u ngf, c7s1-3.
 
     Fully convolutional: any input whose sides are multiples of 4 gives an output of the
@@ -174,8 +190,8 @@ def resnet_generator(ngf: int = 64, n_blocks: int = 9, name: str = "generator") 
     x = _downsample(x, ngf * 4, "down2")
     for i in range(1, n_blocks + 1):
         x = _residual_block(x, ngf * 4, f"res{i}")
-    x = _upsample(x, ngf * 2, "up1")
-    x = _upsample(x, ngf, "up2")
+    x = _upsample(x, ngf * 2, "up1", upsample)
+    x = _upsample(x, ngf, "up2", upsample)
     x = ReflectionPad2D(3, name="out_pad")(x)
     x = NarrowConv2D(3, 7, kernel_initializer=_INIT, name="out")(x)
     outputs = layers.Activation("tanh", name="tanh", dtype="float32")(x)

@@ -106,8 +106,8 @@ class CycleGAN:
         keras.utils.set_random_seed(opts.seed)
         policy = runtime.mixed_policy(opts.mixed_precision)
         with networks.dtype_policy(policy):
-            self.g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
-            self.g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
+            self.g_ab = networks.resnet_generator(**opts.architecture, name="g_ab")
+            self.g_ba = networks.resnet_generator(**opts.architecture, name="g_ba")
             self.d_a = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_a")  # real A vs F(b)
             self.d_b = networks.patchgan_discriminator(opts.ndf, opts.n_layers_d, name="d_b")  # real B vs G(a)
         schedule = LinearDecay(opts.lr, steps_per_epoch, opts.epochs, opts.epochs_decay)
@@ -117,8 +117,8 @@ class CycleGAN:
             self.opt_g = keras.optimizers.LossScaleOptimizer(self.opt_g)
             self.opt_d = keras.optimizers.LossScaleOptimizer(self.opt_d)
         # The moving average stays float32 whatever the training policy (its updates are tiny).
-        self.ema_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="ema_ab") if opts.ema else None
-        self.ema_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="ema_ba") if opts.ema else None
+        self.ema_ab = networks.resnet_generator(**opts.architecture, name="ema_ab") if opts.ema else None
+        self.ema_ba = networks.resnet_generator(**opts.architecture, name="ema_ba") if opts.ema else None
         self.reset_average()
         self.g_vars = self.g_ab.trainable_variables + self.g_ba.trainable_variables
         self.d_vars = self.d_a.trainable_variables + self.d_b.trainable_variables

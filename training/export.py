@@ -44,8 +44,8 @@ def load_generators(run_dir: Path | str, raw: bool = False) -> tuple[CycleGANOpt
     """
     run_dir = Path(run_dir)
     opts = CycleGANOptions.load(run_dir / "options.json")
-    g_ab = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ab")
-    g_ba = networks.resnet_generator(opts.ngf, opts.n_blocks, name="g_ba")
+    g_ab = networks.resnet_generator(**opts.architecture, name="g_ab")
+    g_ba = networks.resnet_generator(**opts.architecture, name="g_ba")
     step = tf.Variable(0, dtype=tf.int64)
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     if latest is None:

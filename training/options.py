@@ -27,6 +27,7 @@ class CycleGANOptions:
     max_photos: int = 0  # per domain, 0 = all
     ngf: int = 64
     n_blocks: int = 9
+    upsample: str = "transpose"  # transpose (the paper's) | resize (see pipeline.networks.UPSAMPLERS)
     ndf: int = 64
     n_layers_d: int = 3
     epochs: int = 100  # at the initial learning rate
@@ -54,7 +55,10 @@ class CycleGANOptions:
 
     @property
     def architecture(self) -> dict:
-        return {"ngf": self.ngf, "n_blocks": self.n_blocks}
+        """The generators' `resnet_generator` arguments; the paper's upsampler is left implicit,
+        so manifests of its architecture (and imported PyTorch models) keep their two keys."""
+        upsample = {} if self.upsample == "transpose" else {"upsample": self.upsample}
+        return {"ngf": self.ngf, "n_blocks": self.n_blocks, **upsample}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,6 +95,9 @@ _HELP = {
     "max_photos": "use at most N training photos per domain, a fixed subset (0 = all)",
     "ngf": "generator filters in the first layer (paper 64)",
     "n_blocks": "generator residual blocks (paper 9 at 256 px)",
+    "upsample": "how the generator doubles resolution: transpose (the paper's stride-2 transposed convolutions, "
+                "whose uneven overlap prints a checkerboard) or resize (nearest-neighbour x2 then a 3x3 "
+                "convolution, Odena et al. 2016: no checkerboard, about a fifth more compute)",
     "ndf": "discriminator filters in the first layer (paper 64)",
     "n_layers_d": "discriminator stride-2 layers (3 = the 70x70 PatchGAN)",
     "epochs": "epochs at the initial learning rate",
@@ -120,7 +127,8 @@ _HELP = {
 }
 
 
-_CHOICES = {"mixed_precision": ("auto", "float16", "bfloat16", "off")}
+_CHOICES = {"mixed_precision": ("auto", "float16", "bfloat16", "off"),
+            "upsample": ("transpose", "resize")}  # pipeline.networks.UPSAMPLERS, without importing TensorFlow
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, helps: dict, skip: tuple = ()) -> None:

@@ -4,8 +4,30 @@ import pytest
 from pipeline import networks
 
 
-def test_generator_matches_the_reference_parameter_count():
-    assert networks.resnet_generator(ngf=64, n_blocks=9).count_params() == 11_378_179
+@pytest.mark.parametrize("upsample", networks.UPSAMPLERS)
+def test_generator_matches_the_reference_parameter_count(upsample):
+    """A resize-convolution has the transposed convolution's kernel shape: same count."""
+    assert networks.resnet_generator(ngf=64, n_blocks=9, upsample=upsample).count_params() == 11_378_179
+
+
+@pytest.mark.parametrize("upsample, flat", [("transpose", False), ("resize", True)])
+def test_only_the_resize_upsampler_keeps_a_flat_input_flat(upsample, flat):
+    """The checkerboard's cause (Odena et al. 2016): a stride-2 3×3 transposed convolution gives
+    even output pixels one tap per axis and odd ones two, so even a constant input comes out as
+    a period-2 pattern; nearest-neighbour ×2 then a 3×3 convolution gives every pixel all nine."""
+    from tensorflow import keras
+
+    inputs = keras.Input((None, None, 4))
+    model = keras.Model(inputs, networks._upsample(inputs, 3, "up", upsample))
+    conv = keras.Model(inputs, model.get_layer("up_crop" if upsample == "transpose" else "up").output)
+    out = conv(np.ones((1, 8, 8, 4), np.float32)).numpy()[0, 2:-2, 2:-2]  # away from the borders
+    assert out.shape == (12, 12, 3)
+    assert (np.ptp(out, axis=(0, 1)).max() < 1e-6) == flat
+
+
+def test_an_unknown_upsampler_is_refused():
+    with pytest.raises(ValueError, match="resize"):
+        networks.resnet_generator(ngf=4, n_blocks=1, upsample="bilinear")
 
 
 def test_generator_keeps_the_image_size_and_range():

@@ -23,6 +23,15 @@ def test_help_explains_every_option(command, capsys):
         assert action.dest in ("help", "data", "preset") or action.option_strings[0] in text
 
 
+def test_upsample_choices_are_the_networks_upsamplers():
+    """The parser lists them without importing TensorFlow; they must stay the network's own."""
+    from pipeline import networks
+
+    cyclegan = make_parser()._subparsers._group_actions[0].choices["cyclegan"]
+    (upsample,) = [a for a in cyclegan._actions if a.dest == "upsample"]
+    assert tuple(upsample.choices) == networks.UPSAMPLERS
+
+
 def test_dataset_command_prints_splits(pair_dir, data_dir, capsys):
     main(["dataset", str(pair_dir), "--data-dir", str(data_dir)])
     out = capsys.readouterr().out

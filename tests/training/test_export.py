@@ -12,15 +12,20 @@ from pipeline.registry import ModelRegistry
 from training import cyclegan, export, torch_reference
 
 
-def test_export_then_pipeline_load_gives_identical_outputs(tiny_options, photos_of, tmp_path):
-    opts = dataclasses.replace(tiny_options, max_steps=2)
+@pytest.mark.parametrize("upsample, architecture", [
+    ("transpose", {"ngf": 4, "n_blocks": 1}),  # the paper's: the manifest keeps its two keys
+    ("resize", {"ngf": 4, "n_blocks": 1, "upsample": "resize"}),
+])
+def test_export_then_pipeline_load_gives_identical_outputs(tiny_options, photos_of, tmp_path, upsample,
+                                                           architecture):
+    opts = dataclasses.replace(tiny_options, max_steps=2, upsample=upsample)
     trainer = cyclegan.Trainer(opts, *photos_of(opts))
     trainer.fit(progress=False)
     x = np.random.default_rng(1).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
     want = {"a2b": trainer.model.g_ab(x).numpy(), "b2a": trainer.model.g_ba(x).numpy()}
 
     manifest = export.export_cyclegan_run(opts.run_dir, tmp_path / "models", pair="summer2winter")
-    assert manifest.provenance["steps"] == 2 and manifest.architecture == {"ngf": 4, "n_blocks": 1}
+    assert manifest.provenance["steps"] == 2 and manifest.architecture == architecture
     models = ModelRegistry(tmp_path / "models")
     np.testing.assert_array_equal(models.generator(Direction.SUMMER2WINTER)(x), want["a2b"])
     np.testing.assert_array_equal(models.generator(Direction.WINTER2SUMMER)(x), want["b2a"])
@@ -81,6 +86,7 @@ def test_a_run_can_start_from_an_exported_model_and_records_it(tiny_options, pho
     assert again.provenance["started_from"]["weights_sha256"] == shipped.weights_sha256
     assert again.provenance["started_from"]["provenance"]["steps"] == 2
 
-    wider = dataclasses.replace(more, run_dir=str(tmp_path / "wider"), ngf=8)
-    with pytest.raises(SystemExit, match="architecture"):
-        cyclegan.Trainer(wider, *photos_of(wider))
+    for other in ({"ngf": 8}, {"upsample": "resize"}):
+        changed = dataclasses.replace(more, run_dir=str(tmp_path / "changed"), **other)
+        with pytest.raises(SystemExit, match="architecture"):
+            cyclegan.Trainer(changed, *photos_of(changed))
