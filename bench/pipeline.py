@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import save, table, timed, warm_ms  # noqa: E402
 
 GENERATORS = {"ngf64-9blocks": {"ngf": 64, "n_blocks": 9}, "ngf32-9blocks": {"ngf": 32, "n_blocks": 9},
-              "ngf32-6blocks (shipped CPU recipe)": {"ngf": 32, "n_blocks": 6}}
+              "ngf32-6blocks (CPU recipe)": {"ngf": 32, "n_blocks": 6},
+              "ngf32-6blocks, resize upsampler": {"ngf": 32, "n_blocks": 6, "upsample": "resize"}}
 RDNS = {
     "C6-D20-G64-G064 (ISR artefact cancelling)": {"C": 6, "D": 20, "G": 64, "G0": 64, "x": 2},
     "C3-D10-G64-G064 (ISR psnr-small)": {"C": 3, "D": 10, "G": 64, "G0": 64, "x": 2},
