@@ -119,12 +119,12 @@ def artefact_share(opts: RDNOptions) -> int:
     return round(opts.generator_rate * opts.batch_size) if opts.generator_dir else 0
 
 
-def _keyed_batches(elements, count: int, seed: int, start_step: int, per_batch: int, prepare) -> tf.data.Dataset:
+def _keyed_batches(elements, seed: int, start_step: int, per_batch: int, prepare) -> tf.data.Dataset:
     """Batches of `per_batch` prepared elements for steps start_step, start_step + 1, …: an endless
     seeded shuffle, each element prepared with its index in the stream (the key of its random
     ops), so a run resumed at a step gets the very batches an unbroken one did."""
     ds = tf.data.Dataset.from_tensor_slices(elements)  # decoded in memory already: the cache
-    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    ds = ds.shuffle(len(tf.nest.flatten(elements)[0]), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
     ds = ds.skip(start_step * per_batch).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(per_batch, drop_remainder=True)
 
@@ -136,7 +136,7 @@ def _photo_patches(images: np.ndarray, opts: RDNOptions, start_step: int, per_ba
         hr = tf.image.stateless_random_flip_left_right(hr, seeds[1])
         return degrade(hr, opts, seeds[1]), hr
 
-    return _keyed_batches(images, len(images), opts.seed, start_step, per_batch, prepare)
+    return _keyed_batches(images, opts.seed, start_step, per_batch, prepare)
 
 
 def _artefact_patches(pairs: tuple[np.ndarray, np.ndarray], opts: RDNOptions, start_step: int,
@@ -151,7 +151,7 @@ def _artefact_patches(pairs: tuple[np.ndarray, np.ndarray], opts: RDNOptions, st
         flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
         return (tf.cond(flip, lambda: lr[:, ::-1], lambda: lr), tf.cond(flip, lambda: hr[:, ::-1], lambda: hr))
 
-    return _keyed_batches(pairs, len(pairs[0]), opts.seed + 1, start_step, per_batch, prepare)
+    return _keyed_batches(pairs, opts.seed + 1, start_step, per_batch, prepare)
 
 
 def patches(images: np.ndarray, opts: RDNOptions, start_step: int,
