@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -174,6 +175,43 @@ def _upsample(x, filters: int, name: str, mode: str = "transpose"):
         raise ValueError(f"unknown upsampler {mode!r}; known: {', '.join(UPSAMPLERS)}")
     x = InstanceNorm(name=f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
+
+
+#: Per axis, the four phase taps a stride-2 3×3 upsampler gives (even pixel 2m: x[m-1], x[m];
+#: odd pixel 2m+1: x[m], x[m+1]) as sums of a resize-convolution's taps v0 v1 v2 …
+_RESIZE_TAPS = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], np.float64)
+#: … and of a transposed convolution's w0 w1 w2, cropped as `_upsample` crops it.
+_TRANSPOSE_TAPS = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], np.float64)
+#: The least-squares map from a transposed kernel's taps to the nearest resize kernel's, per axis.
+_TRANSPOSE_TO_RESIZE = np.linalg.pinv(_RESIZE_TAPS) @ _TRANSPOSE_TAPS
+
+
+def resize_kernel_from_transpose(kernel: np.ndarray) -> np.ndarray:
+    """The resize-convolution kernel (3, 3, in, out) nearest to a stride-2 transposed one (3, 3, out, in).
+
+    Per axis, the transposed convolution gives an even output pixel w1·x[m] and an odd one
+    w2·x[m] + w0·x[m+1]; the resize-convolution gives v0·x[m-1] + (v1+v2)·x[m] and
+    (v0+v1)·x[m] + v2·x[m+1]. Least squares over these taps (in 2-D their Kronecker square)
+    keeps what the two can share and drops the rest, which is the checkerboard: a trained
+    transpose generator becomes a resize one that starts where it stood (`copy_generator`).
+    """
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"expected a 3×3 transposed kernel, got {kernel.shape}")
+    m = _TRANSPOSE_TO_RESIZE
+    return np.einsum("ak,bl,kloi->abio", m, m, np.asarray(kernel, np.float64)).astype(kernel.dtype)
+
+
+def copy_generator(source: keras.Model, target: keras.Model) -> None:
+    """Copy a generator's weights into one of the same sizes, layer by layer name; a transposed
+    upsampler copied into a resize one goes through `resize_kernel_from_transpose`."""
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        values = source.get_layer(layer.name).get_weights()
+        if (isinstance(source.get_layer(layer.name), layers.Conv2DTranspose)
+                and not isinstance(layer, layers.Conv2DTranspose)):
+            values[0] = resize_kernel_from_transpose(values[0])
+        layer.set_weights(values)
 
 
 def resnet_generator(ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose",

@@ -134,17 +134,35 @@ class CycleGAN:
             pool_a=self.pool_a, pool_b=self.pool_b, step=self.step, **averages)
         self.train_step = tf.function(self._train_step)
 
-    def start_from(self, manifest_path: str) -> Manifest:
+    def start_from(self, manifest_path: str) -> tuple[Manifest, tuple[keras.Model, keras.Model]]:
         """Load both generators from an exported pair model, to train a shipped model further when
-        its checkpoints are gone (exports keep no discriminators, optimizer state or pools)."""
+        its checkpoints are gone (exports keep no discriminators, optimizer state or pools). A
+        `--upsample resize` run may start from a model of the paper's upsampler and sizes: its
+        upsamplers are projected (`networks.copy_generator`). Returns the manifest and the
+        exported generators as loaded, which `distill_step` fits the run's to."""
         manifest = read_manifest(Path(manifest_path))
-        if manifest.kind != CYCLEGAN or manifest.architecture != self.opts.architecture:
+        paper = {"ngf": self.opts.ngf, "n_blocks": self.opts.n_blocks}  # the same sizes, transposed upsampler
+        converts = self.opts.upsample == "resize" and manifest.architecture == paper
+        if manifest.kind != CYCLEGAN or (manifest.architecture != self.opts.architecture and not converts):
             raise SystemExit(f"{manifest_path} is a {manifest.kind} with architecture {manifest.architecture}; "
                              f"this run trains a CycleGAN with {self.opts.architecture}")
-        weights.load_weights(manifest.weights_path, self.g_ab, "a2b")
-        weights.load_weights(manifest.weights_path, self.g_ba, "b2a")
+        exported = []
+        for generator, group in ((self.g_ab, "a2b"), (self.g_ba, "b2a")):
+            loaded = networks.resnet_generator(**manifest.architecture, name=f"{group}_exported")
+            weights.load_weights(manifest.weights_path, loaded, group)
+            networks.copy_generator(loaded, generator)
+            exported.append(loaded)
         self.reset_average()
-        return manifest
+        return manifest, (exported[0], exported[1])
+
+    def distill_step(self, teachers: tuple[keras.Model, keras.Model], optimizer, real_a, real_b) -> tf.Tensor:
+        """One step fitting both generators to `teachers`' translations of both domains (mean L1)."""
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([_l1(student(x, training=True), teacher(x, training=False))
+                             for student, teacher in zip((self.g_ab, self.g_ba), teachers, strict=True)
+                             for x in (real_a, real_b)]) / 4.0
+        self._apply(optimizer, tape, loss, self.g_vars)
+        return loss
 
     def _averaged(self) -> list[tuple[keras.Model, keras.Model]]:
         """(moving average, generator) pairs; empty when the run keeps no average."""
@@ -258,11 +276,42 @@ class Trainer:
         if self.manager.latest_checkpoint:
             self.model.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
         elif opts.init_from:
-            start = self.model.start_from(opts.init_from)
-            data.save_json({"model": start.name, "weights_sha256": start.weights_sha256,
-                            "provenance": start.provenance, "metrics": start.metrics},
-                           self.run_dir / STARTED_FROM)
+            start, exported = self.model.start_from(opts.init_from)
+            record = {"model": start.name, "weights_sha256": start.weights_sha256,
+                      "provenance": start.provenance, "metrics": start.metrics}
+            if opts.distill:
+                record["distill"] = self.distill(exported)
+            data.save_json(record, self.run_dir / STARTED_FROM)
+            if opts.distill:
+                self.save()  # a resume starts after the fit
         opts.save(self.run_dir / "options.json")
+
+    def distill(self, teachers: tuple[keras.Model, keras.Model], progress: bool = True) -> dict:
+        """`opts.distill` steps fitting the new run's generators to the model it starts from, on the
+        training photos as augmented for training; returns the mean L1 ([-1, 1] range) to its
+        translations of the held-out sample photos before and after."""
+        o = self.opts
+        optimizer = keras.optimizers.Adam(o.lr, beta_1=o.beta1, beta_2=0.999)
+        optimizer.build(self.model.g_vars)
+        if isinstance(self.model.opt_g, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        step = tf.function(self.model.distill_step)
+        aug = data.Augment(o.size, o.zoom, o.flip, o.saturation)
+        ds = data.cyclegan_pipeline(self.train_a, self.train_b, aug, seed=o.seed + 1, batch_size=o.batch_size,
+                                    start_step=0).with_options(runtime.dataset_options(o.threads))
+        held_out = networks.to_model_range(np.concatenate([self.samples_a, self.samples_b]))
+
+        def l1() -> float:
+            return round(float(tf.add_n([_l1(student(held_out), teacher(held_out)) for student, teacher
+                                         in zip((self.model.g_ab, self.model.g_ba), teachers, strict=True)]) / 2), 4)
+
+        before = l1()
+        bar = tqdm(ds.take(o.distill), total=o.distill, unit="step", desc="distill", disable=not progress,
+                   dynamic_ncols=True)
+        for real_a, real_b in bar:
+            bar.set_postfix(l1=f"{float(step(teachers, optimizer, real_a, real_b)):.4f}", refresh=False)
+        self.model.reset_average()
+        return {"steps": o.distill, "held_out_l1_before": before, "held_out_l1_after": l1()}
 
     @property
     def step(self) -> int:

@@ -25,6 +25,72 @@ def test_only_the_resize_upsampler_keeps_a_flat_input_flat(upsample, flat):
     assert (np.ptp(out, axis=(0, 1)).max() < 1e-6) == flat
 
 
+def _upsampler_pair(cin: int, cout: int):
+    """A transposed and a resize upsampler (convolution only, no norm), each in its own model."""
+    from tensorflow import keras
+
+    def build(mode):
+        inputs = keras.Input((None, None, cin))
+        model = keras.Model(inputs, networks._upsample(inputs, cout, "up", mode))
+        conv = model.get_layer("up_crop" if mode == "transpose" else "up")
+        return keras.Model(inputs, conv.output), model.get_layer("up")
+
+    return build("transpose"), build("resize")
+
+
+def test_a_checkerboard_free_transposed_kernel_converts_exactly():
+    """Per axis a transposed kernel (w0, w1, w2) with w1 = w0 + w2 gives both output phases the
+    same sum; the resize kernel found for it then reproduces the transposed output exactly."""
+    rng = np.random.default_rng(0)
+    cin, cout = 4, 3
+
+    def axis():
+        w0, w2 = rng.normal(size=2)
+        return np.array([w0, w0 + w2, w2])
+
+    kernel = np.stack([np.stack([np.outer(axis(), axis()) for _ in range(cin)], -1) for _ in range(cout)], 2)
+    (transpose, t_layer), (resize, r_layer) = _upsampler_pair(cin, cout)
+    bias = rng.normal(size=cout).astype(np.float32)
+    t_layer.set_weights([kernel.astype(np.float32), bias])
+    r_layer.set_weights([networks.resize_kernel_from_transpose(kernel.astype(np.float32)), bias])
+    x = rng.normal(size=(1, 8, 8, cin)).astype(np.float32)
+    want, got = transpose(x).numpy()[0, 2:-2, 2:-2], resize(x).numpy()[0, 2:-2, 2:-2]  # away from the borders
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_any_transposed_kernel_converts_to_its_least_squares_nearest():
+    """A trained kernel is not checkerboard-free; its conversion is the closest a resize kernel
+    gets (on white input), so any nudge away from it is further from the transposed output."""
+    rng = np.random.default_rng(1)
+    (transpose, t_layer), (resize, r_layer) = _upsampler_pair(5, 2)
+    kernel = rng.normal(size=(3, 3, 2, 5)).astype(np.float32)
+    t_layer.set_weights([kernel, np.zeros(2, np.float32)])
+    x = rng.normal(size=(64, 10, 10, 5)).astype(np.float32)
+    want = transpose(x).numpy()[:, 2:-2, 2:-2]
+    nearest = networks.resize_kernel_from_transpose(kernel)
+
+    def error(resize_kernel):
+        r_layer.set_weights([resize_kernel, np.zeros(2, np.float32)])
+        return np.mean((resize(x).numpy()[:, 2:-2, 2:-2] - want) ** 2)
+
+    best = error(nearest)
+    assert best < np.mean(want ** 2)
+    for _ in range(5):
+        assert error(nearest + 0.05 * rng.normal(size=nearest.shape).astype(np.float32)) > best
+
+
+def test_copy_generator_converts_only_the_upsamplers():
+    source = networks.resnet_generator(ngf=4, n_blocks=1)
+    target = networks.resnet_generator(ngf=4, n_blocks=1, upsample="resize")
+    networks.copy_generator(source, target)
+    for layer in (layer for layer in target.layers if layer.weights):
+        for got, want in zip(layer.get_weights(), source.get_layer(layer.name).get_weights(), strict=True):
+            if layer.name in ("up1", "up2") and got.ndim == 4:
+                np.testing.assert_array_equal(got, networks.resize_kernel_from_transpose(want))
+            else:
+                np.testing.assert_array_equal(got, want)
+
+
 def test_an_unknown_upsampler_is_refused():
     with pytest.raises(ValueError, match="resize"):
         networks.resnet_generator(ngf=4, n_blocks=1, upsample="bilinear")

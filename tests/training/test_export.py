@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
+from pipeline import networks, weights
 from pipeline.directions import Direction
 from pipeline.registry import ModelRegistry
 from training import cyclegan, export, torch_reference
@@ -86,7 +88,38 @@ def test_a_run_can_start_from_an_exported_model_and_records_it(tiny_options, pho
     assert again.provenance["started_from"]["weights_sha256"] == shipped.weights_sha256
     assert again.provenance["started_from"]["provenance"]["steps"] == 2
 
-    for other in ({"ngf": 8}, {"upsample": "resize"}):
-        changed = dataclasses.replace(more, run_dir=str(tmp_path / "changed"), **other)
-        with pytest.raises(SystemExit, match="architecture"):
-            cyclegan.Trainer(changed, *photos_of(changed))
+    changed = dataclasses.replace(more, run_dir=str(tmp_path / "changed"), ngf=8)
+    with pytest.raises(SystemExit, match="architecture"):
+        cyclegan.Trainer(changed, *photos_of(changed))
+
+
+def test_a_resize_run_can_start_from_a_transpose_model_but_not_back(tiny_options, photos_of, tmp_path):
+    """The shipped models have the paper's transposed upsamplers; a `--upsample resize` run starts
+    from them with every other layer as it was and the upsamplers' checkerboard projected out."""
+    first = dataclasses.replace(tiny_options, max_steps=1, run_dir=str(tmp_path / "first"))
+    cyclegan.Trainer(first, *photos_of(first)).fit(progress=False)
+    shipped = export.export_cyclegan_run(first.run_dir, tmp_path / "models", pair="summer2winter")
+
+    resize = dataclasses.replace(tiny_options, max_steps=1, run_dir=str(tmp_path / "resize"),
+                                 upsample="resize", init_from=str(shipped.path))
+    trainer = cyclegan.Trainer(resize, *photos_of(resize))
+    source = networks.resnet_generator(**shipped.architecture)
+    weights.load_weights(shipped.weights_path, source, "a2b")
+    expected = networks.resnet_generator(**shipped.architecture, upsample="resize")
+    networks.copy_generator(source, expected)
+    for got, want in zip(trainer.model.g_ab.get_weights(), expected.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    trainer.fit(progress=False)
+    resized = export.export_cyclegan_run(resize.run_dir, tmp_path / "resized", pair="summer2winter")
+    assert resized.architecture["upsample"] == "resize"
+
+    fitted = dataclasses.replace(resize, run_dir=str(tmp_path / "fitted"), distill=60)
+    cyclegan.Trainer(fitted, *photos_of(fitted))
+    record = json.loads((tmp_path / "fitted" / cyclegan.STARTED_FROM).read_text())["distill"]
+    assert record["steps"] == 60
+    assert record["held_out_l1_after"] < 0.9 * record["held_out_l1_before"]
+    assert cyclegan.Trainer(fitted, *photos_of(fitted)).step == 0  # resumes after the fit, not into another
+
+    back = dataclasses.replace(first, run_dir=str(tmp_path / "back"), init_from=str(resized.path))
+    with pytest.raises(SystemExit, match="architecture"):
+        cyclegan.Trainer(back, *photos_of(back))
