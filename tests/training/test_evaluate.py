@@ -40,3 +40,24 @@ def test_checkerboard_figure_finds_a_period_four_pattern_and_not_photo_content()
     faint, strong = (evaluate.checkerboard_db(scenes + a * pattern.astype(np.float32)) for a in (0.01, 0.05))
     assert np.all(clean < 4)
     assert np.all(faint > clean + 6) and np.all(strong > faint + 6)
+
+
+def test_the_blurred_cycle_exposes_a_reconstruction_hidden_in_a_period_two_code():
+    """A pair that carries x through G(x) in a faint period-2 carrier reconstructs it perfectly,
+    until G(x) is blurred; an honest pair (an invertible tone change) barely notices the blur."""
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(4, 64, 64, 3)), axis=1), axis=2)
+    x = (0.8 * smooth / np.abs(smooth).max(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    carrier = ((-1.0) ** (xx + yy))[None, :, :, None].astype(np.float32)
+
+    def psnr(reconstruction):
+        return float(np.mean(10 * np.log10(4.0 / np.mean((np.asarray(reconstruction) - x) ** 2, axis=(1, 2, 3)))))
+
+    honest_g, honest_f = (lambda v: 0.5 * v), (lambda v: 2.0 * v)
+    hiding_g, hiding_f = (lambda v: 0.05 * v * carrier), (lambda v: v * carrier / 0.05)
+    honest = psnr(honest_f(evaluate.hidden_code_blur(honest_g(x))))
+    hiding = psnr(hiding_f(evaluate.hidden_code_blur(hiding_g(x))))
+    assert psnr(hiding_f(hiding_g(x))) > 60 and honest > 30
+    assert hiding < honest - 10
+    assert hiding < psnr(np.zeros_like(x)) + 1  # no better than reconstructing nothing
