@@ -135,12 +135,17 @@ def checkerboard_db(images: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.mean(ratios, axis=0))
 
 
+def separable_blur(images: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:
+    """Blur [N, H, W, C] images with the outer square of an odd 1-D kernel, reflected at the borders."""
+    radius = int(taps.shape[0]) // 2
+    kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, images.shape[-1], 1])
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+
+
 def hidden_code_blur(images: tf.Tensor) -> tf.Tensor:
     """A 3×3 binomial blur ([1 2 1]/4 per axis, reflected at the borders) of [-1, 1] batches."""
-    taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
-    kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, images.shape[-1], 1])
-    padded = tf.pad(tf.cast(images, tf.float32), [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+    return separable_blur(tf.cast(images, tf.float32), tf.constant([1.0, 2.0, 1.0]) / 4.0)
 
 
 def evaluate_direction(forward, backward, images: np.ndarray, classifier, target: int, batch: int = 8) -> dict:

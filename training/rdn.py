@@ -24,7 +24,7 @@ from pipeline import networks, registry, weights
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.manifests import RDN, Manifest, read_manifest
 from training import data, runtime
-from training.evaluate import checkerboard_db
+from training.evaluate import checkerboard_db, separable_blur
 from training.options import RDNOptions
 
 OPTIONS_FILE = "rdn_options.json"
@@ -34,10 +34,7 @@ def _blur(images: tf.Tensor, sigma, radius: int = 3) -> tf.Tensor:
     """Blur [N, H, W, 3] images with a (2·radius + 1)² Gaussian of `sigma` (≈ identity for tiny sigma)."""
     r = tf.range(-float(radius), radius + 1.0)
     k = tf.exp(-(r**2) / (2.0 * tf.maximum(tf.cast(sigma, tf.float32), 1e-3) ** 2))
-    k = k / tf.reduce_sum(k)
-    kernel = tf.tile((k[:, None] * k[None, :])[:, :, None, None], [1, 1, 3, 1])
-    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+    return separable_blur(images, k / tf.reduce_sum(k))
 
 
 def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
