@@ -207,9 +207,9 @@ def copy_generator(source: keras.Model, target: keras.Model) -> None:
     for layer in target.layers:
         if not layer.weights:
             continue
-        values = source.get_layer(layer.name).get_weights()
-        if (isinstance(source.get_layer(layer.name), layers.Conv2DTranspose)
-                and not isinstance(layer, layers.Conv2DTranspose)):
+        copied = source.get_layer(layer.name)
+        values = copied.get_weights()
+        if isinstance(copied, layers.Conv2DTranspose) and not isinstance(layer, layers.Conv2DTranspose):
             values[0] = resize_kernel_from_transpose(values[0])
         layer.set_weights(values)
 

@@ -14,6 +14,7 @@ as one that never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -141,7 +142,7 @@ class CycleGAN:
         upsamplers are projected (`networks.copy_generator`). Returns the manifest and the
         exported generators as loaded, which `distill_step` fits the run's to."""
         manifest = read_manifest(Path(manifest_path))
-        paper = {"ngf": self.opts.ngf, "n_blocks": self.opts.n_blocks}  # the same sizes, transposed upsampler
+        paper = dataclasses.replace(self.opts, upsample="transpose").architecture  # same sizes, paper's upsampler
         converts = self.opts.upsample == "resize" and manifest.architecture == paper
         if manifest.kind != CYCLEGAN or (manifest.architecture != self.opts.architecture and not converts):
             raise SystemExit(f"{manifest_path} is a {manifest.kind} with architecture {manifest.architecture}; "
@@ -296,9 +297,7 @@ class Trainer:
         if isinstance(self.model.opt_g, keras.optimizers.LossScaleOptimizer):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         step = tf.function(self.model.distill_step)
-        aug = data.Augment(o.size, o.zoom, o.flip, o.saturation)
-        ds = data.cyclegan_pipeline(self.train_a, self.train_b, aug, seed=o.seed + 1, batch_size=o.batch_size,
-                                    start_step=0).with_options(runtime.dataset_options(o.threads))
+        ds = self._batches(seed=o.seed + 1, start_step=0)
         held_out = networks.to_model_range(np.concatenate([self.samples_a, self.samples_b]))
 
         def l1() -> float:
@@ -312,6 +311,13 @@ class Trainer:
             bar.set_postfix(l1=f"{float(step(teachers, optimizer, real_a, real_b)):.4f}", refresh=False)
         self.model.reset_average()
         return {"steps": o.distill, "held_out_l1_before": before, "held_out_l1_after": l1()}
+
+    def _batches(self, *, seed: int, start_step: int) -> tf.data.Dataset:
+        """The training photos, augmented as the recipe says, as (real_a, real_b) batches from `start_step`."""
+        o = self.opts
+        aug = data.Augment(o.size, o.zoom, o.flip, o.saturation)
+        return data.cyclegan_pipeline(self.train_a, self.train_b, aug, seed=seed, batch_size=o.batch_size,
+                                      start_step=start_step).with_options(runtime.dataset_options(o.threads))
 
     @property
     def step(self) -> int:
@@ -338,9 +344,7 @@ class Trainer:
         end = self.total_steps if not o.max_steps else min(self.total_steps, start + o.max_steps)
         if start >= end:
             return {"step": start, "images_per_s": math.nan, "losses": {}}
-        aug = data.Augment(o.size, o.zoom, o.flip, o.saturation)
-        ds = data.cyclegan_pipeline(self.train_a, self.train_b, aug, seed=o.seed, batch_size=o.batch_size,
-                                    start_step=start).with_options(runtime.dataset_options(o.threads))
+        ds = self._batches(seed=o.seed, start_step=start)
         writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
         bar = tqdm(total=self.total_steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
         losses: dict = {}
