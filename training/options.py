@@ -42,6 +42,7 @@ class CycleGANOptions:
     init_from: str = ""  # an exported pair manifest whose generators start a new run ('' = random)
     warmup_d: int = 0  # first steps that train only the discriminators (for --init-from)
     distill: int = 0  # steps fitting the generators to the --init-from model's outputs, before step 0
+    distill_cycle: float = 0.0  # weight of the cycle loss beside that fit (0 = the fit alone)
     ema: float = 0.0  # decay of a moving average of the generators' weights, exported instead (0 = off)
     mixed_precision: str = "auto"  # auto | float16 | bfloat16 | off (see training.runtime.mixed_policy)
     samples: int = 4  # test photos per domain in the per-epoch grid
@@ -118,6 +119,9 @@ _HELP = {
     "distill": "before the first step, N steps that fit the generators to the --init-from model's own "
                "translations (L1, both domains' training photos). A --upsample resize run started from a "
                "transposed model needs it: projecting the upsamplers alone changes the outputs a lot",
+    "distill_cycle": "weight w of the cycle-consistency loss during --distill: the fit minimises L1 to the "
+                     "exported translations + w times the mean L1 of both reconstructions to their photos, so "
+                     "the new generators learn to invert each other, not only to copy (0 = the fit alone)",
     "ema": "decay of an exponential moving average of the generators' weights (e.g. 0.999, about the last "
            "1,000 steps), kept beside them, shown in the samples and exported instead of the last step's "
            "weights; it smooths the step-to-step swings of GAN training (0 = off)",

@@ -119,6 +119,13 @@ def test_a_resize_run_can_start_from_a_transpose_model_but_not_back(tiny_options
     assert record["steps"] == 60
     assert record["held_out_l1_after"] < 0.9 * record["held_out_l1_before"]
     assert cyclegan.Trainer(fitted, *photos_of(fitted)).step == 0  # resumes after the fit, not into another
+    assert record["cycle_weight"] == 0.0
+    cycled = dataclasses.replace(fitted, run_dir=str(tmp_path / "cycled"), distill_cycle=5.0)
+    cyclegan.Trainer(cycled, *photos_of(cycled))
+    with_cycle = json.loads((tmp_path / "cycled" / cyclegan.STARTED_FROM).read_text())["distill"]
+    assert with_cycle["cycle_weight"] == 5.0
+    assert with_cycle["held_out_cycle_l1_after"] < record["held_out_cycle_l1_after"]  # the term is optimised
+    assert with_cycle["held_out_l1_after"] > record["held_out_l1_after"]  # at some cost to the fit
 
     back = dataclasses.replace(first, run_dir=str(tmp_path / "back"), init_from=str(resized.path))
     with pytest.raises(SystemExit, match="architecture"):
