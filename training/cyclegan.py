@@ -169,11 +169,15 @@ class CycleGAN:
                               + _l1(self.g_ba(real_a, training=True), teacher_ba(real_a, training=False))) / 4.0}
             loss = losses["fit"]
             if self.opts.distill_cycle:
-                losses["cycle"] = (_l1(self.g_ba(fake_b, training=True), real_a)
-                                   + _l1(self.g_ab(fake_a, training=True), real_b)) / 2.0
+                losses["cycle"] = tf.add_n(self.cycle_l1(real_a, real_b, fake_a, fake_b)) / 2.0
                 loss += self.opts.distill_cycle * losses["cycle"]
         self._apply(optimizer, tape, loss, self.g_vars)
         return losses
+
+    def cycle_l1(self, real_a, real_b, fake_a, fake_b, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+        """Mean L1 of A→B→A and of B→A→B to their photos, given the translations G(a) and F(b)."""
+        return (_l1(self.g_ba(fake_b, training=training), real_a),
+                _l1(self.g_ab(fake_a, training=training), real_b))
 
     def _averaged(self) -> list[tuple[keras.Model, keras.Model]]:
         """(moving average, generator) pairs; empty when the run keeps no average."""
@@ -224,14 +228,13 @@ class CycleGAN:
         lam, lam_idt = o.lambda_cycle, o.lambda_cycle * o.lambda_identity
         with tf.GradientTape() as tape:
             fake_b = self.g_ab(real_a, training=True)
-            rec_a = self.g_ba(fake_b, training=True)
             fake_a = self.g_ba(real_b, training=True)
-            rec_b = self.g_ab(fake_a, training=True)
+            cycle_a, cycle_b = self.cycle_l1(real_a, real_b, fake_a, fake_b)
             losses = {
                 "g_ab": _mse(self.d_b(fake_b, training=True), 1.0),
                 "g_ba": _mse(self.d_a(fake_a, training=True), 1.0),
-                "cycle_a": _l1(rec_a, real_a) * lam,
-                "cycle_b": _l1(rec_b, real_b) * lam,
+                "cycle_a": cycle_a * lam,
+                "cycle_b": cycle_b * lam,
             }
             if lam_idt > 0:
                 losses["idt_a"] = _l1(self.g_ba(real_a, training=True), real_a) * lam_idt
@@ -314,8 +317,8 @@ class Trainer:
         g_ab, g_ba = self.model.g_ab, self.model.g_ba
 
         def cycle_l1() -> float:
-            cycles = _l1(g_ba(g_ab(held_out_a)), held_out_a) + _l1(g_ab(g_ba(held_out_b)), held_out_b)
-            return round(float(cycles) / 2, 4)
+            cycles = self.model.cycle_l1(held_out_a, held_out_b, g_ba(held_out_b), g_ab(held_out_a), training=False)
+            return round(float(tf.add_n(cycles)) / 2, 4)
 
         def l1() -> float:
             return round(float(tf.add_n([_l1(student(held_out), teacher(held_out)) for student, teacher
