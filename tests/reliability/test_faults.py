@@ -117,12 +117,16 @@ def test_worker_sigkilled_mid_job(model_dir, postgres_url, own_redis, tmp_path, 
     assert job["attempts"] == 2 and (job["worker"] != first_worker) == (victim == "node"), job
     # Claimed again only once the first claim's lease had run out: never two runs at once.
     assert (datetime.fromisoformat(job["started_at"]) - first_started).total_seconds() >= 11
-    assert f"re-sent job {job['id']} (running past its lease" in rescuer.log()
     assert succeeded_lines(rescuer.log(), job["id"]) == 1
+    resent = f"re-sent job {job['id']} (running past its lease" in rescuer.log()
     if victim == "node":
-        assert succeeded_lines(doomed.log(), job["id"]) == 0
-    else:  # Celery hands the message back (reject on worker lost); the live lease makes it wait
-        assert "WorkerLostError" in doomed.log() and "is not claimable" in doomed.log()
+        assert resent and succeeded_lines(doomed.log(), job["id"]) == 0
+    else:
+        # Celery hands the message back (reject on worker lost). Back while the lease lives, it
+        # is skipped and the reconciler re-sends the job once the lease has run out; back after
+        # that (a slow pool restart on a loaded machine), it claims the job itself.
+        assert "WorkerLostError" in doomed.log()
+        assert resent == ("is not claimable" in doomed.log()), doomed.log()
     assert results(tmp_path / "storage") == [f"{job['id']}-before.png", f"{job['id']}.png"]
 
 
