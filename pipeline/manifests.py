@@ -17,6 +17,9 @@ from pipeline.errors import ModelError
 
 CYCLEGAN = "cyclegan"
 RDN = "rdn"
+#: How a generator is served: as it is, or as the mean over its input's four mirror images
+#: (`pipeline.networks.flip_ensemble`).
+SELF_ENSEMBLES = ("none", "flips")
 MAKE_MODELS_HINT = (
     "train and export one with `python -m training export`, "
     "or write small untrained models with `python -m pipeline init-random`"
@@ -35,6 +38,7 @@ class Manifest:
     weights_sha256: str
     input_size: int = 256
     weights_dtype: str = "float32"
+    self_ensemble: str = "none"  # one of SELF_ENSEMBLES
     trained: bool = True
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -60,6 +64,7 @@ class Manifest:
             "trained": self.trained,
             "weights_sha256": self.weights_sha256,
             "weights_dtype": self.weights_dtype,
+            "self_ensemble": self.self_ensemble,
             "metrics": self.metrics,
         }
 

@@ -23,6 +23,7 @@ from pipeline.manifests import (
     CYCLEGAN,
     MAKE_MODELS_HINT,
     RDN,
+    SELF_ENSEMBLES,
     Manifest,
     default_rdn,
     read_manifests,
@@ -66,9 +67,12 @@ class _Template:
         size = manifest.input_size
         spec = tf.TensorSpec([None, size, size, 3], tf.float32)
 
-        def infer(trainable, non_trainable, x):
+        def run(trainable, non_trainable, x):
             y, _ = self.network.stateless_call(trainable, non_trainable, x, training=False)
             return tf.cast(y, tf.float32)
+
+        def infer(trainable, non_trainable, x):
+            return networks.served(lambda batch: run(trainable, non_trainable, batch), manifest.self_ensemble)(x)
 
         self.infer = tf.function(infer, input_signature=[
             [tf.TensorSpec(v.shape, v.dtype) for v in self.network.trainable_variables],
@@ -91,6 +95,11 @@ class LoadedModel:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._template.infer(*self._values, tf.convert_to_tensor(batch, tf.float32)).numpy()
+
+    def served_network(self, x: tf.Tensor) -> tf.Tensor:
+        """This model as served (its manifest's `self_ensemble` included) on a batch of any size,
+        through `network`: for training code that needs what a worker would make."""
+        return networks.served(lambda batch: self.network(batch, training=False), self.manifest.self_ensemble)(x)
 
     @property
     def network(self):
@@ -159,7 +168,11 @@ def _load(manifest: Manifest, group: str | None, precision: str) -> LoadedModel:
             f"weights file {path} has sha256 {actual[:12]}…, its manifest says "
             f"{manifest.weights_sha256[:12]}…: the file is damaged or not the one the manifest describes"
         )
-    key = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size, precision)
+    if manifest.self_ensemble not in SELF_ENSEMBLES:
+        raise ModelError(f"model {manifest.name!r} asks for self_ensemble {manifest.self_ensemble!r}; "
+                         f"this version knows {', '.join(SELF_ENSEMBLES)}")
+    key = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size,
+           manifest.self_ensemble, precision)
     if key not in _templates:
         _templates[key] = _Template(manifest, precision)
     template = _templates[key]
@@ -217,8 +230,8 @@ def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, a
                     **facts) -> Manifest:
     """Write a pair's two generators and their manifest into `model_dir`.
 
-    `facts`: input_size (256), dtype ('float32' | 'float16' storage), trained (True),
-    provenance and metrics (dicts), as the manifest records them.
+    `facts`: input_size (256), dtype ('float32' | 'float16' storage), self_ensemble ('none' |
+    'flips'), trained (True), provenance and metrics (dicts), as the manifest records them.
     """
     directions = [d.value for d in Direction if d.pair == pair]
     return _export(Path(model_dir), pair.model_name, CYCLEGAN, directions, f"{pair.model_name}.h5",
@@ -232,8 +245,8 @@ def export_rdn(model_dir: Path, network, architecture: dict, *, name: str = "rdn
 
 
 def _export(model_dir: Path, name: str, kind: str, directions: list[str], weights_file: str, trees: dict,
-            architecture: dict, *, input_size: int = 256, dtype: str = "float32", trained: bool = True,
-            provenance: dict | None = None, metrics: dict | None = None) -> Manifest:
+            architecture: dict, *, input_size: int = 256, dtype: str = "float32", self_ensemble: str = "none",
+            trained: bool = True, provenance: dict | None = None, metrics: dict | None = None) -> Manifest:
     model_dir.mkdir(parents=True, exist_ok=True)
     weights.save_weights(model_dir / weights_file, trees, dtype)
     manifest = Manifest(
@@ -245,6 +258,7 @@ def _export(model_dir: Path, name: str, kind: str, directions: list[str], weight
         weights_sha256=sha256_file(model_dir / weights_file),
         input_size=input_size,
         weights_dtype=dtype,
+        self_ensemble=self_ensemble,
         trained=trained,
         provenance=provenance or {},
         metrics=metrics or {},

@@ -6,6 +6,7 @@
     evaluate      evaluate a CycleGAN run or exported model on a pair's held-out photos
     export        export a CycleGAN or RDN run into a models directory the pipeline loads
     import-torch  turn two PyTorch reference generators (*_net_G*.pth) into a pair model
+    self-ensemble set how an installed pair model is served, with the metrics measured so
 
 Each command's --help explains its options.
 """
@@ -18,12 +19,20 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.manifests import SELF_ENSEMBLES
 from training import options as opt
 
 
 def _runtime_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free")
+
+
+def _self_ensemble_flag(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--self-ensemble", choices=SELF_ENSEMBLES, default=None if required else "none",
+                        required=required,
+                        help="serve the generators as they are (none) or as the mean over the input's four mirror "
+                             "images (flips: 4× the generator's work; cancels a transposed upsampler's checkerboard)")
 
 
 _RAW_HELP = ("a run trained with --ema: use its last step's generator weights instead of their moving average "
@@ -79,6 +88,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="storage precision of the weights (float16 halves the file)")
     p.add_argument("--report", help="report.json of `evaluate` (CycleGAN) to record as the model's metrics")
+    _self_ensemble_flag(p)
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
 
     p = commands.add_parser("import-torch", help="import PyTorch reference generators",
@@ -89,6 +99,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", required=True, help="pair it serves: day2night, spring2autumn or summer2winter")
     p.add_argument("--model-dir", default="models", help="where to write weights + manifest (default: models)")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
+    _self_ensemble_flag(p)
+
+    p = commands.add_parser("self-ensemble", help="set how an installed pair model is served",
+                            description="Switch an installed pair model's self-ensemble (its weights untouched) and "
+                                        "record the metrics of an `evaluate` report made with that setting; the "
+                                        "former setting and metrics stay in the manifest's provenance.")
+    p.add_argument("--pair", required=True, help="the pair model: day2night, spring2autumn or summer2winter")
+    p.add_argument("--model-dir", default="models", help="the models directory (default: models)")
+    p.add_argument("--report", required=True, help="report.json of `evaluate` on the model served that way")
+    _self_ensemble_flag(p, required=True)
     return parser
 
 
@@ -152,12 +172,18 @@ def main(argv: list[str] | None = None) -> int:
             manifest = rdn.export_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
         else:
             manifest = export.export_cyclegan_run(args.run_dir, args.model_dir, pair=args.pair, dtype=args.dtype,
-                                                  report=args.report, raw=args.raw)
+                                                  self_ensemble=args.self_ensemble, report=args.report, raw=args.raw)
         print(json.dumps(manifest.summary(), indent=2))
     elif args.command == "import-torch":
         from training import export
 
-        manifest = export.import_torch(args.a2b, args.b2a, args.pair, args.model_dir, dtype=args.dtype)
+        manifest = export.import_torch(args.a2b, args.b2a, args.pair, args.model_dir, dtype=args.dtype,
+                                       self_ensemble=args.self_ensemble)
+        print(json.dumps(manifest.summary(), indent=2))
+    elif args.command == "self-ensemble":
+        from training import export
+
+        manifest = export.set_self_ensemble(args.model_dir, args.pair, args.self_ensemble, args.report)
         print(json.dumps(manifest.summary(), indent=2))
     return 0
 

@@ -188,7 +188,7 @@ def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, ra
     pair = next(p for p in PAIRS if p.name == pair_name)
     a2b, b2a = (models.generator(f"{s}2{t}") for s, t in ((pair.domain_a, pair.domain_b),
                                                          (pair.domain_b, pair.domain_a)))
-    return a2b, b2a, {"model_dir": model_dir}
+    return a2b, b2a, {"model_dir": model_dir, "self_ensemble": a2b.manifest.self_ensemble}
 
 
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,

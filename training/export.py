@@ -16,7 +16,7 @@ import tensorflow as tf
 from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.directions import PAIRS, Pair
-from pipeline.manifests import Manifest
+from pipeline.manifests import Manifest, read_manifests, write_manifest
 from training.cyclegan import STARTED_FROM
 from training.options import CycleGANOptions
 
@@ -61,8 +61,10 @@ def weights_kind(opts: CycleGANOptions, raw: bool) -> str:
 
 
 def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str | None = None,
-                        dtype: str = "float32", report: Path | str | None = None, raw: bool = False) -> Manifest:
-    """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics."""
+                        dtype: str = "float32", self_ensemble: str = "none", report: Path | str | None = None,
+                        raw: bool = False) -> Manifest:
+    """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics
+    (which must have been measured with the same `self_ensemble`)."""
     opts, g_ab, g_ba, step = load_generators(run_dir, raw)
     steps_per_epoch = _steps_per_epoch(run_dir)
     provenance = {
@@ -79,10 +81,39 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
     started_from = Path(run_dir) / STARTED_FROM
     if started_from.is_file():  # trained further from an exported model: keep that model's history
         provenance["started_from"] = json.loads(started_from.read_text())
-    metrics = json.loads(Path(report).read_text())["directions"] if report else {}
+    metrics = report_metrics(report, self_ensemble) if report else {}
     return registry.export_cyclegan(
         Path(model_dir), pair_named(pair or Path(opts.data).name), g_ab, g_ba, opts.architecture,
-        input_size=MODEL_INPUT_SIZE, dtype=dtype, trained=True, provenance=provenance, metrics=metrics)
+        input_size=MODEL_INPUT_SIZE, dtype=dtype, self_ensemble=self_ensemble, trained=True, provenance=provenance,
+        metrics=metrics)
+
+
+def report_metrics(report: Path | str, self_ensemble: str) -> dict:
+    """The per-direction metrics of an `evaluate` report, refused if they were measured with
+    another self-ensemble than the model will be served with."""
+    data = json.loads(Path(report).read_text())
+    measured = data["source"].get("self_ensemble", "none")
+    if measured != self_ensemble:
+        raise SystemExit(f"{report} was measured with self_ensemble {measured!r}, not {self_ensemble!r}: "
+                         "evaluate the model as it will be served")
+    return data["directions"]
+
+
+def set_self_ensemble(model_dir: Path | str, pair: str, self_ensemble: str, report: Path | str) -> Manifest:
+    """Serve an installed pair model with `self_ensemble`, its weights (and their sha256) untouched.
+
+    The manifest takes the metrics of `report` (an evaluation of the model served that way) and
+    keeps the ones they replace, with the former setting, in provenance's `served_before`.
+    """
+    manifest = read_manifests(Path(model_dir)).get(pair_named(pair).model_name)
+    if manifest is None:
+        raise SystemExit(f"{model_dir} has no {pair} model")
+    manifest.provenance.setdefault("served_before", []).append(
+        {"self_ensemble": manifest.self_ensemble, "metrics": manifest.metrics, "code_commit": git_commit()})
+    manifest.metrics = report_metrics(report, self_ensemble)
+    manifest.self_ensemble = self_ensemble
+    write_manifest(manifest, Path(model_dir))
+    return manifest
 
 
 def _steps_per_epoch(run_dir: Path) -> int:
@@ -152,7 +183,7 @@ def generator_from_torch(state: dict[str, np.ndarray], name: str = "generator"):
 
 
 def import_torch(a2b: Path | str, b2a: Path | str, pair: str, model_dir: Path | str, *,
-                 dtype: str = "float32") -> Manifest:
+                 dtype: str = "float32", self_ensemble: str = "none") -> Manifest:
     """Export a pair model made of two reference generators (A→B and B→A)."""
     states = {"a2b": load_torch_state(a2b), "b2a": load_torch_state(b2a)}
     archs = {k: torch_architecture(v) for k, v in states.items()}
@@ -163,4 +194,4 @@ def import_torch(a2b: Path | str, b2a: Path | str, pair: str, model_dir: Path | 
     return registry.export_cyclegan(
         Path(model_dir), pair_named(pair), generator_from_torch(states["a2b"], "a2b"),
         generator_from_torch(states["b2a"], "b2a"), archs["a2b"], input_size=MODEL_INPUT_SIZE, dtype=dtype,
-        trained=True, provenance=provenance)
+        self_ensemble=self_ensemble, trained=True, provenance=provenance)

@@ -60,7 +60,8 @@ def unsharp(image: tf.Tensor, sigma: float = 1.0, amount: float = 0.6) -> tf.Ten
 
 
 def artefact_pairs(generator, photos: np.ndarray, sigma: float, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """The artefact pass: (input, target) uint8 pairs that show the RDN a generator's own texture.
+    """The artefact pass: (input, target) uint8 pairs that show the RDN a generator's own texture
+    (`generator`: a [-1, 1] batch → its translation, as a worker serves it).
 
     A generator given a photo of its own output domain should change little (the identity loss
     asks that), so what it adds is mostly its texture: the transposed convolutions' period-4
@@ -75,7 +76,7 @@ def artefact_pairs(generator, photos: np.ndarray, sigma: float, batch: int = 16)
         hr = tf.cast(photos[i:i + batch], tf.float32) / 255.0
         h, w = hr.shape[1:3]
         half = tf.image.resize(hr, (h // 2, w // 2), method="bicubic", antialias=True)
-        out = tf.clip_by_value((generator(half * 2.0 - 1.0, training=False) + 1.0) / 2.0, 0.0, 1.0)
+        out = tf.clip_by_value((generator(half * 2.0 - 1.0) + 1.0) / 2.0, 0.0, 1.0)
         up = tf.image.resize(out, (h, w), method="bicubic")
         target = _blur(up, sigma, radius) + hr - _blur(hr, sigma, radius)
         inputs.append(_to_uint8(out))
@@ -101,7 +102,7 @@ def artefact_data(opts: RDNOptions, split: str, limit: int = 0) -> tuple[np.ndar
         if Path(folder.strip()).resolve().name not in models.manifests():
             raise SystemExit(f"{opts.generator_dir} has no pair model for {folder}")
         for d in (0, 1):
-            generator = models.generator(f"{domains[1 - d]}2{domains[d]}").network
+            generator = models.generator(f"{domains[1 - d]}2{domains[d]}").served_network
             photos = data.load_images(builder, split, d, opts.photo_size)
             x, y = artefact_pairs(generator, photos[:limit] if limit else photos, opts.artefact_sigma)
             inputs.append(x)
@@ -274,8 +275,8 @@ def _generators(models: registry.ModelRegistry, pair_name: str) -> tuple:
     from pipeline.directions import Direction
 
     direction = next(d for d in Direction if d.pair.name == pair_name and d.generator == "a2b")
-    on_unit = lambda net: lambda x: tf.clip_by_value((net(x * 2.0 - 1.0, training=False) + 1.0) / 2.0, 0.0, 1.0)
-    return on_unit(models.generator(direction).network), on_unit(models.generator(direction.reverse).network)
+    on_unit = lambda model: lambda x: tf.clip_by_value((model.served_network(x * 2.0 - 1.0) + 1.0) / 2.0, 0.0, 1.0)
+    return on_unit(models.generator(direction)), on_unit(models.generator(direction.reverse))
 
 
 def _report_generators(model_dir: str) -> dict:

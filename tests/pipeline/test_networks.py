@@ -184,3 +184,33 @@ def test_model_range_round_trip(pixels):
     values = networks.to_model_range(np.array([pixels], np.uint8))
     assert -1 <= float(values[0]) <= 1
     assert int(networks.from_model_range(values)[0]) == pixels
+
+
+def test_flip_ensemble_cancels_a_grid_tied_pattern_and_keeps_a_mirror_equivariant_translation():
+    """A 'generator' = a per-pixel translation (it mirrors with its input) + a fixed period-4
+    pattern tied to the output grid (a transposed upsampler's texture): the ensemble keeps the
+    translation exactly and leaves only the pattern's mirror-symmetric part, with no Nyquist
+    (period-2) component and under half of its power."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    cell = rng.normal(0, 0.1, (4, 4, 3)).astype(np.float32)
+    pattern = np.tile(cell, (8, 8, 1))[None]  # 32 × 32, period 4 on both axes
+    translate = lambda x: tf.tanh(0.8 * x) - 0.1
+    x = tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
+
+    assert np.allclose(networks.flip_ensemble(translate, x), translate(x), atol=1e-6)
+    residue = (networks.flip_ensemble(lambda v: translate(v) + pattern, x) - translate(x)).numpy()[0]
+    symmetric = (cell + cell[::-1] + cell[:, ::-1] + cell[::-1, ::-1]) / 4  # phase p ↔ 3 − p per axis
+    np.testing.assert_allclose(residue, np.tile(symmetric, (8, 8, 1)), atol=1e-6)
+    nyquist = lambda p: np.abs(np.fft.fft2(p, axes=(0, 1))[[0, 16, 16], [16, 0, 16]]).max()
+    assert nyquist(residue) < 1e-4 < nyquist(pattern[0])
+    power = lambda p: ((p - p.mean((0, 1))) ** 2).sum()
+    assert power(residue) < 0.5 * power(pattern[0])
+
+
+def test_served_knows_only_the_listed_self_ensembles():
+    network = lambda x: x
+    assert networks.served(network, "none") is network
+    with pytest.raises(ValueError, match="flips"):
+        networks.served(network, "eightfold")

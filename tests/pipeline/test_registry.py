@@ -136,3 +136,34 @@ def test_models_of_one_architecture_share_one_trace(tmp_path):
     assert len({o.tobytes() for o in outputs.values()}) == 6
     own = models.generator(Direction.DAY2NIGHT).network  # a Keras model of its own, same weights
     np.testing.assert_allclose(own(x, training=False).numpy(), outputs[Direction.DAY2NIGHT], atol=1e-6)
+
+
+def test_a_manifest_with_flips_serves_the_mirror_ensemble_of_its_generator(tmp_path):
+    """What a worker runs and what training code gets (`served_network`) are the same ensemble;
+    an unknown setting is refused at load, with the ones this version knows."""
+    from pipeline.directions import DAY_NIGHT
+    from pipeline.manifests import read_manifest, write_manifest
+
+    architecture = {"ngf": 4, "n_blocks": 1}
+    a2b, b2a = (networks.resnet_generator(**architecture, name=n) for n in ("a2b", "b2a"))
+    rng = np.random.default_rng(1)
+    a2b.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in a2b.get_weights()])
+    export_cyclegan(tmp_path / "plain", DAY_NIGHT, a2b, b2a, architecture)
+    export_cyclegan(tmp_path / "flips", DAY_NIGHT, a2b, b2a, architecture, self_ensemble="flips")
+    x = rng.uniform(-1, 1, (2, 256, 256, 3)).astype(np.float32)
+    plain, flips = (ModelRegistry(tmp_path / d).generator("day2night") for d in ("plain", "flips"))
+    assert read_manifests(tmp_path / "flips")["day2night"].summary()["self_ensemble"] == "flips"
+    ensemble = lambda v: networks.flip_ensemble(lambda batch: a2b(batch, training=False), v).numpy()
+    np.testing.assert_allclose(flips(x), ensemble(x), atol=1e-5)
+    small = x[:, :64, :64]  # training code's sizes are its own
+    np.testing.assert_allclose(flips.served_network(small), ensemble(small), atol=1e-5)
+    np.testing.assert_allclose(plain.served_network(small), a2b(small, training=False), atol=1e-5)
+    assert np.abs(plain(x) - flips(x)).mean() > 1e-3 and plain._template is not flips._template
+
+    manifest = read_manifest(tmp_path / "flips" / "day2night.json")
+    manifest.self_ensemble = "eightfold"
+    (tmp_path / "odd").mkdir()
+    write_manifest(manifest, tmp_path / "odd")
+    (tmp_path / "odd" / "day2night.h5").write_bytes((tmp_path / "flips" / "day2night.h5").read_bytes())
+    with pytest.raises(ModelError, match="eightfold.*none, flips"):
+        ModelRegistry(tmp_path / "odd").generator("day2night")

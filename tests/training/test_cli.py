@@ -9,7 +9,7 @@ import pytest
 from training.__main__ import main, make_parser
 from training.options import CYCLEGAN_PRESETS, CycleGANOptions
 
-COMMANDS = ["dataset", "cyclegan", "rdn", "evaluate", "export", "import-torch"]
+COMMANDS = ["dataset", "cyclegan", "rdn", "evaluate", "export", "import-torch", "self-ensemble"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -87,3 +87,29 @@ def test_sigterm_stops_a_background_run_with_a_checkpoint_it_resumes_from(make_p
     resumed = subprocess.run(command + ["--max-steps", "2"], capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "progress.json").read_text())["step"] == stopped_at + 2
+
+
+def test_self_ensemble_switches_a_model_with_metrics_measured_that_way(tmp_path, capsys):
+    """The weights and their sha256 stay; the metrics are the report's; the former setting and
+    metrics are kept; a report measured with the other setting is refused."""
+    from pipeline.manifests import read_manifests
+    from pipeline.registry import write_random_models
+
+    write_random_models(tmp_path / "models")
+    before = read_manifests(tmp_path / "models")["spring2autumn"]
+    report = lambda ensemble, rate: {"pair": "spring2autumn", "directions": {"spring2autumn": {"target_rate": rate}},
+                                     "source": {"model_dir": "scratch", "self_ensemble": ensemble}}
+    (tmp_path / "plain.json").write_text(json.dumps(report("none", 0.5)))
+    (tmp_path / "flips.json").write_text(json.dumps(report("flips", 0.7)))
+    argv = ["self-ensemble", "--pair", "spring2autumn", "--model-dir", str(tmp_path / "models"),
+            "--self-ensemble", "flips", "--report"]
+
+    with pytest.raises(SystemExit, match="measured with self_ensemble 'none'"):
+        main([*argv, str(tmp_path / "plain.json")])
+    assert main([*argv, str(tmp_path / "flips.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["self_ensemble"] == "flips"
+    after = read_manifests(tmp_path / "models")["spring2autumn"]
+    assert after.self_ensemble == "flips" and after.metrics == {"spring2autumn": {"target_rate": 0.7}}
+    assert after.weights_sha256 == before.weights_sha256
+    assert after.provenance["served_before"][-1] | {"code_commit": ""} == {
+        "self_ensemble": "none", "metrics": before.metrics, "code_commit": ""}

@@ -39,7 +39,7 @@ def _photos(n: int = 6, size: int = 128, seed: int = 0) -> np.ndarray:
 def test_artefact_pass_keeps_the_generator_colours_and_the_photo_detail_not_its_texture():
     """A 'generator' that darkens (a translation's colour) and prints a period-4 pattern (its
     texture): the target has the darker colours, the photo's detail, and no pattern."""
-    def generator(x, training=False):
+    def generator(x):
         return 0.8 * x - 0.1 + PERIOD_FOUR
 
     photos = _photos()
