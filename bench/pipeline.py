@@ -4,7 +4,8 @@
 
 Stages as `translate()` runs them: decode (a 12 MP phone-size JPEG), crop_resize (to 256),
 generator (ResNet-9 at ngf 64 and 32, and the shipped ResNet-6 at ngf 32), rdn (each RDN
-configuration), encode (512 px PNG).
+configuration), encode (512 px PNG), and the whole `translate()` with the models installed in
+models/ as their manifests serve them.
 Cold = the first call of a freshly loaded model (tf.function tracing included); warm = the
 median of the next calls. Weights are random: time does not depend on their values.
 """
@@ -23,9 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import save, table, timed, warm_ms  # noqa: E402
 
-GENERATORS = {"ngf64-9blocks": {"ngf": 64, "n_blocks": 9}, "ngf32-9blocks": {"ngf": 32, "n_blocks": 9},
-              "ngf32-6blocks (CPU recipe)": {"ngf": 32, "n_blocks": 6},
-              "ngf32-6blocks, resize upsampler": {"ngf": 32, "n_blocks": 6, "upsample": "resize"}}
+#: name → (architecture, self_ensemble)
+GENERATORS = {"ngf64-9blocks": ({"ngf": 64, "n_blocks": 9}, "none"),
+              "ngf32-9blocks": ({"ngf": 32, "n_blocks": 9}, "none"),
+              "ngf32-6blocks (CPU recipe)": ({"ngf": 32, "n_blocks": 6}, "none"),
+              "ngf32-6blocks, flips self-ensemble (shipped)": ({"ngf": 32, "n_blocks": 6}, "flips"),
+              "ngf32-6blocks, resize upsampler": ({"ngf": 32, "n_blocks": 6, "upsample": "resize"}, "none")}
 RDNS = {
     "C6-D20-G64-G064 (ISR artefact cancelling)": {"C": 6, "D": 20, "G": 64, "G0": 64, "x": 2},
     "C3-D10-G64-G064 (ISR psnr-small)": {"C": 3, "D": 10, "G": 64, "G0": 64, "x": 2},
@@ -94,8 +98,8 @@ def main() -> None:
     from pipeline.crop import CropBox, crop_and_resize
     from pipeline.directions import SUMMER_WINTER
     from pipeline.intake import open_photo
-    from pipeline.registry import PRECISIONS, ModelRegistry, export_cyclegan, export_rdn
-    from pipeline.translate import _encode, _to_batch
+    from pipeline.registry import PRECISIONS, ModelRegistry, best_precision, export_cyclegan, export_rdn
+    from pipeline.translate import _encode, _to_batch, translate
 
     rows, record = [], {"stages": []}
 
@@ -115,10 +119,10 @@ def main() -> None:
     model_input = _to_batch(crop())
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name, arch in GENERATORS.items():
+        for name, (arch, ensemble) in GENERATORS.items():
             model_dir = Path(tmp) / name
             g = networks.resnet_generator(**arch)
-            export_cyclegan(model_dir, SUMMER_WINTER, g, g, arch, trained=False)
+            export_cyclegan(model_dir, SUMMER_WINTER, g, g, arch, self_ensemble=ensemble, trained=False)
             gflop = conv_gflop(g, 256)
             for precision in PRECISIONS:
                 loaded = ModelRegistry(model_dir, precision=precision).generator("summer2winter")
@@ -141,6 +145,13 @@ def main() -> None:
     for fmt in ("png", "jpeg", "webp"):
         encode = lambda: _encode(pixels, fmt)  # noqa: E731, B023
         add("encode", f"512² {fmt}", timed(encode), warm_ms(encode, args.repeats))
+
+    shipped = ModelRegistry(Path(__file__).resolve().parent.parent / "models", precision=best_precision())
+    if shipped.manifests():  # issue 7's target: the installed models, warm, crop → 512 px PNG with RDN
+        for direction in ("summer2winter", "day2night"):
+            run = lambda: translate(data, direction, registry=shipped)  # noqa: E731, B023
+            add("translate", f"models/ {direction}, {shipped.precision}, RDN, 12 MP JPEG → 512² PNG",
+                timed(run), warm_ms(run, args.repeats))
 
     print(table(["stage", "variant", "cold ms", "warm ms", "GFLOP", "GFLOP/s"], rows))
     print(f"\nwritten to {save('pipeline', record)}")

@@ -83,7 +83,8 @@ def cmd_models(args) -> int:
         present = "ok" if manifest.weights_path.is_file() else "MISSING weights file"
         print(f"{manifest.name} ({manifest.kind}, {present}) directions: {', '.join(manifest.directions)}")
         print(f"  architecture {json.dumps(summary['architecture'])}, input {manifest.input_size} px, "
-              f"weights {manifest.weights_file} {manifest.weights_dtype} sha256 {manifest.weights_sha256[:16]}…")
+              f"weights {manifest.weights_file} {manifest.weights_dtype} sha256 {manifest.weights_sha256[:16]}…"
+              + (f", served as a {manifest.self_ensemble} self-ensemble" if manifest.self_ensemble != "none" else ""))
         print(f"  trained: {manifest.trained}; recipe: {manifest.provenance.get('recipe', '-')}")
         if manifest.metrics:
             print(f"  metrics: {json.dumps(manifest.metrics)}")
