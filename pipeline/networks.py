@@ -250,7 +250,7 @@ def flip_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf
     grid, whatever the input. A mirrored input lands under the mirrored pattern (a side of 4k
     pixels maps phase p to 3 − p), so in the mean every part of the pattern that is not
     symmetric on both axes cancels, while the translation, which mirrors with its input, stays.
-    On the shipped generators it takes the checkerboard from 9–11 dB to 4–5 (Zhu et al.'s
+    On the shipped generators it takes the checkerboard from 9–11 dB to 4–7 in five directions of six (Zhu et al.'s
     transposed generators; the geometric self-ensemble of Lim et al. 2017, EDSR, on two axes).
     """
     batch = tf.concat([tf.reverse(x, axis) if axis else x for axis in _MIRRORS], 0)
