@@ -108,10 +108,10 @@ def set_self_ensemble(model_dir: Path | str, pair: str, self_ensemble: str, repo
     manifest = read_manifests(Path(model_dir)).get(pair_named(pair).model_name)
     if manifest is None:
         raise SystemExit(f"{model_dir} has no {pair} model")
+    metrics = report_metrics(report, self_ensemble)
     manifest.provenance.setdefault("served_before", []).append(
         {"self_ensemble": manifest.self_ensemble, "metrics": manifest.metrics, "code_commit": git_commit()})
-    manifest.metrics = report_metrics(report, self_ensemble)
-    manifest.self_ensemble = self_ensemble
+    manifest.metrics, manifest.self_ensemble = metrics, self_ensemble
     write_manifest(manifest, Path(model_dir))
     return manifest
 
