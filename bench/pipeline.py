@@ -28,7 +28,8 @@ from bench.common import save, table, timed, warm_ms  # noqa: E402
 GENERATORS = {"ngf64-9blocks": ({"ngf": 64, "n_blocks": 9}, "none"),
               "ngf32-9blocks": ({"ngf": 32, "n_blocks": 9}, "none"),
               "ngf32-6blocks (CPU recipe)": ({"ngf": 32, "n_blocks": 6}, "none"),
-              "ngf32-6blocks, flips self-ensemble (shipped)": ({"ngf": 32, "n_blocks": 6}, "flips"),
+              "ngf32-6blocks, flips self-ensemble": ({"ngf": 32, "n_blocks": 6}, "flips"),
+              "ngf32-6blocks, shifts self-ensemble": ({"ngf": 32, "n_blocks": 6}, "shifts"),
               "ngf32-6blocks, resize upsampler": ({"ngf": 32, "n_blocks": 6, "upsample": "resize"}, "none")}
 RDNS = {
     "C6-D20-G64-G064 (ISR artefact cancelling)": {"C": 6, "D": 20, "G": 64, "G0": 64, "x": 2},

@@ -17,9 +17,10 @@ from pipeline.errors import ModelError
 
 CYCLEGAN = "cyclegan"
 RDN = "rdn"
-#: How a generator is served: as it is, or as the mean over its input's four mirror images
-#: (`pipeline.networks.flip_ensemble`).
-SELF_ENSEMBLES = ("none", "flips")
+#: How a generator is served: as it is, as the mean over its input's four mirror images
+#: (`pipeline.networks.flip_ensemble`) or over four diagonal displacements of it
+#: (`pipeline.networks.shift_ensemble`).
+SELF_ENSEMBLES = ("none", "flips", "shifts")
 MAKE_MODELS_HINT = (
     "train and export one with `python -m training export`, "
     "or write small untrained models with `python -m pipeline init-random`"

@@ -231,7 +231,7 @@ def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, a
     """Write a pair's two generators and their manifest into `model_dir`.
 
     `facts`: input_size (256), dtype ('float32' | 'float16' storage), self_ensemble ('none' |
-    'flips'), trained (True), provenance and metrics (dicts), as the manifest records them.
+    'flips' | 'shifts'), trained (True), provenance and metrics (dicts), as the manifest records them.
     """
     directions = [d.value for d in Direction if d.pair == pair]
     return _export(Path(model_dir), pair.model_name, CYCLEGAN, directions, f"{pair.model_name}.h5",

@@ -31,8 +31,9 @@ def _runtime_flags(parser: argparse.ArgumentParser) -> None:
 def _self_ensemble_flag(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument("--self-ensemble", choices=SELF_ENSEMBLES, default=None if required else "none",
                         required=required,
-                        help="serve the generators as they are (none) or as the mean over the input's four mirror "
-                             "images (flips: 4× the generator's work; cancels a transposed upsampler's checkerboard)")
+                        help="serve the generators as they are (none), as the mean over the input's four mirror "
+                             "images (flips) or over four diagonal 1-pixel displacements of it (shifts); either is 4× "
+                             "the generator's work and cancels most of a transposed upsampler's checkerboard")
 
 
 _RAW_HELP = ("a run trained with --ema: use its last step's generator weights instead of their moving average "

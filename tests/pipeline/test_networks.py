@@ -209,6 +209,30 @@ def test_flip_ensemble_cancels_a_grid_tied_pattern_and_keeps_a_mirror_equivarian
     assert power(residue) < 0.5 * power(pattern[0])
 
 
+def test_shift_ensemble_cancels_the_mirror_symmetric_pattern_that_flips_keep():
+    """A grid-tied period-4 pattern that is symmetric under both mirrors passes `flip_ensemble`
+    whole; `shift_ensemble` keeps the translation exactly (the crops are in register) and leaves
+    only the pattern's quarter-frequency components with a + b ≡ 0 (mod 4)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    cell = rng.normal(0, 0.1, (4, 4, 3)).astype(np.float32)
+    cell = (cell + cell[::-1] + cell[:, ::-1] + cell[::-1, ::-1]) / 4  # phase p ↔ 3 − p per axis
+    grid_tied = lambda v: np.tile(cell, (v.shape[1] // 4, v.shape[2] // 4, 1))[None]
+    translate = lambda x: tf.tanh(0.8 * x) - 0.1
+    x = tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
+    generator = lambda v: translate(v) + grid_tied(v)
+
+    assert np.allclose(networks.shift_ensemble(translate, x), translate(x), atol=1e-6)
+    np.testing.assert_allclose((networks.flip_ensemble(generator, x) - translate(x))[1], grid_tied(x)[0], atol=1e-6)
+    residue = (networks.shift_ensemble(generator, x) - translate(x)).numpy()[0]
+    diagonal_mean = sum(np.roll(cell, (-k, -k), (0, 1)) for k in range(4)) / 4
+    np.testing.assert_allclose(residue, np.tile(diagonal_mean, (8, 8, 1)), atol=1e-6)
+    spectrum = np.abs(np.fft.fft2(residue, axes=(0, 1)))[::8, ::8].max(-1)  # the quarter frequencies
+    a, b = np.indices((4, 4))
+    assert spectrum[(a + b) % 4 != 0].max() < 1e-4 < spectrum[(a + b) % 4 == 0][1:].max()
+
+
 def test_served_knows_only_the_listed_self_ensembles():
     network = lambda x: x
     assert networks.served(network, "none") is network

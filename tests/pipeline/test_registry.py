@@ -138,7 +138,8 @@ def test_models_of_one_architecture_share_one_trace(tmp_path):
     np.testing.assert_allclose(own(x, training=False).numpy(), outputs[Direction.DAY2NIGHT], atol=1e-6)
 
 
-def test_a_manifest_with_flips_serves_the_mirror_ensemble_of_its_generator(tmp_path):
+@pytest.mark.parametrize("self_ensemble", ["flips", "shifts"])
+def test_a_manifest_with_a_self_ensemble_serves_that_ensemble_of_its_generator(tmp_path, self_ensemble):
     """What a worker runs and what training code gets (`served_network`) are the same ensemble;
     an unknown setting is refused at load, with the ones this version knows."""
     from pipeline.directions import DAY_NIGHT
@@ -149,21 +150,21 @@ def test_a_manifest_with_flips_serves_the_mirror_ensemble_of_its_generator(tmp_p
     rng = np.random.default_rng(1)
     a2b.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in a2b.get_weights()])
     export_cyclegan(tmp_path / "plain", DAY_NIGHT, a2b, b2a, architecture)
-    export_cyclegan(tmp_path / "flips", DAY_NIGHT, a2b, b2a, architecture, self_ensemble="flips")
+    export_cyclegan(tmp_path / "ensembled", DAY_NIGHT, a2b, b2a, architecture, self_ensemble=self_ensemble)
     x = rng.uniform(-1, 1, (2, 256, 256, 3)).astype(np.float32)
-    plain, flips = (ModelRegistry(tmp_path / d).generator("day2night") for d in ("plain", "flips"))
-    assert read_manifests(tmp_path / "flips")["day2night"].summary()["self_ensemble"] == "flips"
-    ensemble = lambda v: networks.flip_ensemble(lambda batch: a2b(batch, training=False), v).numpy()
-    np.testing.assert_allclose(flips(x), ensemble(x), atol=1e-5)
+    plain, ensembled = (ModelRegistry(tmp_path / d).generator("day2night") for d in ("plain", "ensembled"))
+    assert read_manifests(tmp_path / "ensembled")["day2night"].summary()["self_ensemble"] == self_ensemble
+    ensemble = lambda v: networks.served(lambda batch: a2b(batch, training=False), self_ensemble)(v).numpy()
+    np.testing.assert_allclose(ensembled(x), ensemble(x), atol=1e-5)
     small = x[:, :64, :64]  # training code's sizes are its own
-    np.testing.assert_allclose(flips.served_network(small), ensemble(small), atol=1e-5)
+    np.testing.assert_allclose(ensembled.served_network(small), ensemble(small), atol=1e-5)
     np.testing.assert_allclose(plain.served_network(small), a2b(small, training=False), atol=1e-5)
-    assert np.abs(plain(x) - flips(x)).mean() > 1e-3 and plain._template is not flips._template
+    assert np.abs(plain(x) - ensembled(x)).mean() > 1e-3 and plain._template is not ensembled._template
 
-    manifest = read_manifest(tmp_path / "flips" / "day2night.json")
+    manifest = read_manifest(tmp_path / "ensembled" / "day2night.json")
     manifest.self_ensemble = "eightfold"
     (tmp_path / "odd").mkdir()
     write_manifest(manifest, tmp_path / "odd")
-    (tmp_path / "odd" / "day2night.h5").write_bytes((tmp_path / "flips" / "day2night.h5").read_bytes())
-    with pytest.raises(ModelError, match="eightfold.*none, flips"):
+    (tmp_path / "odd" / "day2night.h5").write_bytes((tmp_path / "ensembled" / "day2night.h5").read_bytes())
+    with pytest.raises(ModelError, match="eightfold.*none, flips, shifts"):
         ModelRegistry(tmp_path / "odd").generator("day2night")
