@@ -272,8 +272,9 @@ def shift_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> t
     The displaced copies land on a grid-tied period-4 pattern at four phases, so in the mean
     every component at quarter frequencies (a, b) with a + b ≢ 0 (mod 4) cancels, 12 of 15,
     mirror-symmetric ones included, which `flip_ensemble` keeps; a translation that moves with
-    its input stays. On day ↔ night's shipped generators it took a 16-photo probe's checkerboard
-    to 5.1 / 7.3 dB, where the mirrors left 6.6 / 10.9.
+    its input stays. On day ↔ night's shipped generators it leaves 5.2 / 7.7 dB of checkerboard
+    on the held-out photos where the mirrors leave 6.1 / 10.9 (at one photo less of target rate:
+    README, Models); `bench/pipeline.py` times it at 1.2× the mirrors (slicing a padded batch).
     """
     pad = len(_SHIFTS)
     height, width = tf.shape(x)[1], tf.shape(x)[2]
