@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.reliability.conftest import Proxy
+from tests.reliability.conftest import FaultWorker, Proxy
 from tests.service.conftest import app_config, flask_cli, jpeg_bytes, poll, submit
 from webapp import create_app
 
@@ -45,8 +45,16 @@ def results(storage: Path) -> list[str]:
     return sorted(p.name for p in (storage / "results").glob("*")) if (storage / "results").exists() else []
 
 
-def succeeded_lines(log: str, job_id: str) -> int:
-    return len(re.findall(rf"job {re.escape(job_id)} succeeded", log))
+def succeeded_lines(worker: FaultWorker, job_id: str, wait: float = 10.0) -> int:
+    """How many times `worker` logged the job's success. The worker commits `succeeded` just
+    before it writes that line, so a test that has just read the status waits (up to `wait`
+    seconds) for the first line to reach the log."""
+    deadline = time.monotonic() + wait
+    while not (count := len(re.findall(rf"job {re.escape(job_id)} succeeded", worker.log()))):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    return count
 
 
 def test_broker_data_dropped_while_queued(model_dir, postgres_url, own_redis, tmp_path, fault_worker):
@@ -73,7 +81,7 @@ def test_broker_data_dropped_while_queued(model_dir, postgres_url, own_redis, tm
     for job_id, job in jobs.items():
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 1, job  # claimed once: a duplicate delivery is skipped, never run
-        assert succeeded_lines(worker.log(), job_id) == 1
+        assert succeeded_lines(worker, job_id) == 1
     for job_id in lost:
         assert f"re-sent job {job_id} (queued too long)" in worker.log()
     assert results(tmp_path / "storage") == sorted(f"{j}{s}.png" for j in jobs for s in ("", "-before"))
@@ -117,10 +125,10 @@ def test_worker_sigkilled_mid_job(model_dir, postgres_url, own_redis, tmp_path, 
     assert job["attempts"] == 2 and (job["worker"] != first_worker) == (victim == "node"), job
     # Claimed again only once the first claim's lease had run out: never two runs at once.
     assert (datetime.fromisoformat(job["started_at"]) - first_started).total_seconds() >= 11
-    assert succeeded_lines(rescuer.log(), job["id"]) == 1
+    assert succeeded_lines(rescuer, job["id"]) == 1
     resent = f"re-sent job {job['id']} (running past its lease" in rescuer.log()
     if victim == "node":
-        assert resent and succeeded_lines(doomed.log(), job["id"]) == 0
+        assert resent and succeeded_lines(doomed, job["id"], wait=0) == 0
     else:
         # Celery hands the message back (reject on worker lost). Back while the lease lives, it
         # is skipped and the reconciler re-sends the job once the lease has run out; back after
@@ -161,7 +169,7 @@ def test_database_away_while_worker_runs_a_job(model_dir, postgres_url, own_redi
         proxy.start()
         job = poll(client, url, timeout=60)
         assert job["status"] == "succeeded" and job["attempts"] == 2, job
-        assert succeeded_lines(worker.log(), job["id"]) == 1 and "not claimable" not in worker.log()
+        assert succeeded_lines(worker, job["id"]) == 1 and "not claimable" not in worker.log()
         # Well before the lease (hard limit + 60 s) could have run out.
         started = datetime.fromisoformat(job["created_at"])
         assert (datetime.fromisoformat(job["finished_at"]) - started).total_seconds() < 60
@@ -184,4 +192,4 @@ def test_sigterm_lets_the_job_in_hand_finish(model_dir, postgres_url, own_redis,
     assert worker.process.wait(60) == 0
     job = client.get(url).get_json()
     assert job["status"] == "succeeded" and job["attempts"] == 1, job
-    assert "Warm shutdown" in worker.log() and succeeded_lines(worker.log(), job["id"]) == 1
+    assert "Warm shutdown" in worker.log() and succeeded_lines(worker, job["id"]) == 1
