@@ -91,6 +91,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="report.json of `evaluate` (CycleGAN) to record as the model's metrics")
     _self_ensemble_flag(p)
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
+    p.add_argument("--generators", choices=opt.EXPORTED_GENERATORS, default="both",
+                   help="which of a CycleGAN run's generators to export: both, or only a2b (or b2a), keeping "
+                        "the other from the pair model already in --model-dir, to ship the direction a run "
+                        "improved without the one it made worse (evaluate that combination first)")
 
     p = commands.add_parser("import-torch", help="import PyTorch reference generators",
                             description="Convert two junyanz/pytorch-CycleGAN-and-pix2pix ResnetGenerator "
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             manifest = rdn.export_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
         else:
             manifest = export.export_cyclegan_run(args.run_dir, args.model_dir, pair=args.pair, dtype=args.dtype,
-                                                  self_ensemble=args.self_ensemble, report=args.report, raw=args.raw)
+                                                  self_ensemble=args.self_ensemble, report=args.report, raw=args.raw,
+                                                  generators=args.generators)
         print(json.dumps(manifest.summary(), indent=2))
     elif args.command == "import-torch":
         from training import export

@@ -15,10 +15,10 @@ import tensorflow as tf
 
 from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
-from pipeline.directions import PAIRS, Pair
+from pipeline.directions import PAIRS, Direction, Pair
 from pipeline.manifests import Manifest, read_manifests, write_manifest
 from training.cyclegan import STARTED_FROM
-from training.options import CycleGANOptions
+from training.options import EXPORTED_GENERATORS, CycleGANOptions
 
 
 def pair_named(name: str) -> Pair:
@@ -62,10 +62,18 @@ def weights_kind(opts: CycleGANOptions, raw: bool) -> str:
 
 def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str | None = None,
                         dtype: str = "float32", self_ensemble: str = "none", report: Path | str | None = None,
-                        raw: bool = False) -> Manifest:
+                        raw: bool = False, generators: str = "both") -> Manifest:
     """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics
-    (which must have been measured with the same `self_ensemble`)."""
+    (which must have been measured with the same `self_ensemble`, on the model as exported).
+
+    `generators` "a2b" or "b2a" exports only that one of the run's two generators and keeps the
+    other from the pair model already installed in `model_dir`: each direction is served by its
+    own generator, so a run that improved one direction and not the other can ship the one.
+    """
+    if generators not in EXPORTED_GENERATORS:
+        raise SystemExit(f"generators must be one of {', '.join(EXPORTED_GENERATORS)}, not {generators!r}")
     opts, g_ab, g_ba, step = load_generators(run_dir, raw)
+    exported_pair = pair_named(pair or Path(opts.data).name)
     steps_per_epoch = _steps_per_epoch(run_dir)
     provenance = {
         "data": opts.data,
@@ -81,11 +89,31 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
     started_from = Path(run_dir) / STARTED_FROM
     if started_from.is_file():  # trained further from an exported model: keep that model's history
         provenance["started_from"] = json.loads(started_from.read_text())
+    if generators != "both":
+        other = "b2a" if generators == "a2b" else "a2b"
+        kept, provenance["kept_generator"] = installed_generator(model_dir, exported_pair, other, opts.architecture)
+        g_ab, g_ba = (g_ab, kept) if generators == "a2b" else (kept, g_ba)
     metrics = report_metrics(report, self_ensemble) if report else {}
     return registry.export_cyclegan(
-        Path(model_dir), pair_named(pair or Path(opts.data).name), g_ab, g_ba, opts.architecture,
+        Path(model_dir), exported_pair, g_ab, g_ba, opts.architecture,
         input_size=MODEL_INPUT_SIZE, dtype=dtype, self_ensemble=self_ensemble, trained=True, provenance=provenance,
         metrics=metrics)
+
+
+def installed_generator(model_dir: Path | str, pair: Pair, generator: str, architecture: dict) -> tuple[object, dict]:
+    """One generator (`a2b` or `b2a`) of the pair model installed in `model_dir`, as a Keras
+    model (its sha256 checked by the registry), and what the new manifest records of it."""
+    manifest = read_manifests(Path(model_dir)).get(pair.model_name)
+    if manifest is None:
+        raise SystemExit(f"{model_dir} has no {pair.name} model to keep the {generator} generator of")
+    if manifest.architecture != architecture:
+        raise SystemExit(f"the installed {pair.name} generators are {manifest.architecture}, the run's "
+                         f"{architecture}: a pair model holds one architecture")
+    direction = next(d for d in Direction if d.pair == pair and d.generator == generator)
+    network = registry.ModelRegistry(model_dir).generator(direction).network
+    return network, {"generator": generator, "direction": direction.value,
+                     "weights_sha256": manifest.weights_sha256, "provenance": manifest.provenance,
+                     "metrics": manifest.metrics.get(direction.value, {})}
 
 
 def report_metrics(report: Path | str, self_ensemble: str) -> dict:

@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+# What `export` takes from a CycleGAN run: both generators, or one (the other kept from the installed model).
+EXPORTED_GENERATORS = ("both", "a2b", "b2a")
+
 
 @dataclass
 class CycleGANOptions:

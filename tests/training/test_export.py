@@ -93,6 +93,39 @@ def test_a_run_can_start_from_an_exported_model_and_records_it(tiny_options, pho
         cyclegan.Trainer(changed, *photos_of(changed))
 
 
+def test_exporting_one_generator_keeps_the_installed_other(tiny_options, photos_of, tmp_path):
+    """`generators="a2b"` ships a run's summer→winter generator beside the installed
+    winter→summer one (its weights exactly, its history in the manifest)."""
+    first = dataclasses.replace(tiny_options, max_steps=2, run_dir=str(tmp_path / "first"))
+    cyclegan.Trainer(first, *photos_of(first)).fit(progress=False)
+    shipped = export.export_cyclegan_run(first.run_dir, tmp_path / "models", pair="summer2winter")
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+    installed = ModelRegistry(tmp_path / "models")
+    kept_output = installed.generator(Direction.WINTER2SUMMER)(x)
+    replaced_output = installed.generator(Direction.SUMMER2WINTER)(x)
+
+    second = dataclasses.replace(tiny_options, max_steps=2, run_dir=str(tmp_path / "second"), seed=9)
+    trainer = cyclegan.Trainer(second, *photos_of(second))
+    trainer.fit(progress=False)
+    manifest = export.export_cyclegan_run(second.run_dir, tmp_path / "models", pair="summer2winter",
+                                          generators="a2b")
+    served = ModelRegistry(tmp_path / "models")
+    np.testing.assert_array_equal(served.generator(Direction.SUMMER2WINTER)(x), trainer.model.g_ab(x).numpy())
+    assert np.abs(served.generator(Direction.SUMMER2WINTER)(x) - replaced_output).max() > 1e-3
+    np.testing.assert_array_equal(served.generator(Direction.WINTER2SUMMER)(x), kept_output)
+    kept = manifest.provenance["kept_generator"]
+    assert (kept["generator"], kept["direction"]) == ("b2a", "winter2summer")
+    assert kept["weights_sha256"] == shipped.weights_sha256 and kept["provenance"]["steps"] == 2
+    assert manifest.provenance["steps"] == 2 and manifest.weights_sha256 != shipped.weights_sha256
+
+    with pytest.raises(SystemExit, match="has no summer2winter model"):
+        export.export_cyclegan_run(second.run_dir, tmp_path / "empty", pair="summer2winter", generators="b2a")
+    wider = dataclasses.replace(tiny_options, max_steps=1, run_dir=str(tmp_path / "wider"), ngf=8)
+    cyclegan.Trainer(wider, *photos_of(wider)).fit(progress=False)
+    with pytest.raises(SystemExit, match="one architecture"):
+        export.export_cyclegan_run(wider.run_dir, tmp_path / "models", pair="summer2winter", generators="a2b")
+
+
 def test_a_resize_run_can_start_from_a_transpose_model_but_not_back(tiny_options, photos_of, tmp_path):
     """The shipped models have the paper's transposed upsamplers; a `--upsample resize` run starts
     from them with every other layer as it was and the upsamplers' checkerboard projected out."""
