@@ -86,6 +86,9 @@ def cmd_models(args) -> int:
               f"weights {manifest.weights_file} {manifest.weights_dtype} sha256 {manifest.weights_sha256[:16]}…"
               + (f", served as a {manifest.self_ensemble} self-ensemble" if manifest.self_ensemble != "none" else ""))
         print(f"  trained: {manifest.trained}; recipe: {manifest.provenance.get('recipe', '-')}")
+        if kept := manifest.provenance.get("kept_generator"):
+            print(f"  {kept['direction']}: its generator was kept from the model before (weights sha256 "
+                  f"{kept['weights_sha256'][:16]}…); the recipe above trained the other one")
         if manifest.metrics:
             print(f"  metrics: {json.dumps(manifest.metrics)}")
     return 0

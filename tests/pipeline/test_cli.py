@@ -1,3 +1,5 @@
+import json
+import shutil
 import subprocess
 import sys
 
@@ -60,6 +62,20 @@ def test_directions_and_models_listing(tiny_model_dir):
     assert proc.returncode == 0 and proc.stdout.count("UNTRAINED") == 6
     proc = run_cli("--model-dir", tiny_model_dir, "models")
     assert proc.returncode == 0 and "rdn (rdn, ok)" in proc.stdout
+    assert "kept from the model before" not in proc.stdout
+
+
+def test_models_listing_says_which_generator_was_kept(tiny_model_dir, tmp_path):
+    """A pair exported with `training export --generators a2b` lists where its b2a came from."""
+    model_dir = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, model_dir)
+    manifest = json.loads((model_dir / "day2night.json").read_text())
+    manifest["provenance"]["kept_generator"] = {"generator": "b2a", "direction": "night2day",
+                                                "weights_sha256": "ab" * 32, "provenance": {}, "metrics": {}}
+    (model_dir / "day2night.json").write_text(json.dumps(manifest))
+    proc = run_cli("--model-dir", model_dir, "models")
+    assert proc.returncode == 0 and "night2day: its generator was kept from the model before" in proc.stdout
+    assert "abababababababab…" in proc.stdout
 
 
 def test_help_everywhere():
