@@ -29,6 +29,13 @@ class Pair:
     def label(self) -> str:
         return f"{self.domain_a} ↔ {self.domain_b}"
 
+    def direction(self, generator: str) -> Direction:
+        """The direction that this pair's `a2b` or `b2a` generator serves."""
+        if generator not in ("a2b", "b2a"):
+            raise ValueError(f"a pair model's generators are a2b and b2a, not {generator!r}")
+        source, target = (self.domain_a, self.domain_b) if generator == "a2b" else (self.domain_b, self.domain_a)
+        return Direction(f"{source}2{target}")
+
 
 DAY_NIGHT = Pair("day2night", "day", "night", "scratch")
 SPRING_AUTUMN = Pair("spring2autumn", "spring", "autumn", "hover-focus")

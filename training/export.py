@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
-from pipeline.directions import PAIRS, Direction, Pair
+from pipeline.directions import PAIRS, Pair
 from pipeline.manifests import Manifest, read_manifests, write_manifest
 from training.cyclegan import STARTED_FROM
 from training.options import EXPORTED_GENERATORS, CycleGANOptions
@@ -89,10 +89,10 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
     started_from = Path(run_dir) / STARTED_FROM
     if started_from.is_file():  # trained further from an exported model: keep that model's history
         provenance["started_from"] = json.loads(started_from.read_text())
-    if generators != "both":
-        other = "b2a" if generators == "a2b" else "a2b"
-        kept, provenance["kept_generator"] = installed_generator(model_dir, exported_pair, other, opts.architecture)
-        g_ab, g_ba = (g_ab, kept) if generators == "a2b" else (kept, g_ba)
+    if generators == "a2b":
+        g_ba, provenance["kept_generator"] = installed_generator(model_dir, exported_pair, "b2a", opts.architecture)
+    elif generators == "b2a":
+        g_ab, provenance["kept_generator"] = installed_generator(model_dir, exported_pair, "a2b", opts.architecture)
     metrics = report_metrics(report, self_ensemble) if report else {}
     return registry.export_cyclegan(
         Path(model_dir), exported_pair, g_ab, g_ba, opts.architecture,
@@ -109,7 +109,7 @@ def installed_generator(model_dir: Path | str, pair: Pair, generator: str, archi
     if manifest.architecture != architecture:
         raise SystemExit(f"the installed {pair.name} generators are {manifest.architecture}, the run's "
                          f"{architecture}: a pair model holds one architecture")
-    direction = next(d for d in Direction if d.pair == pair and d.generator == generator)
+    direction = pair.direction(generator)
     network = registry.ModelRegistry(model_dir).generator(direction).network
     return network, {"generator": generator, "direction": direction.value,
                      "weights_sha256": manifest.weights_sha256, "provenance": manifest.provenance,

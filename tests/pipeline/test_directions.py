@@ -9,6 +9,9 @@ def test_six_directions_two_per_pair():
         served = [d for d in Direction if d.pair == pair]
         assert {d.generator for d in served} == {"a2b", "b2a"}
         assert {d.model_name for d in served} == {pair.model_name}
+        assert all(pair.direction(d.generator) is d for d in served)
+    with pytest.raises(ValueError, match="a2b and b2a"):
+        PAIRS[0].direction("ab")
 
 
 def test_direction_facts():
