@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from filelock import FileLock
 from PIL import Image
 
 from pipeline.directions import PAIRS
@@ -193,9 +194,14 @@ def build(root: Path | str, data_dir: Path | str | None = None,
     domains = domains_of(root, domains)
     photos = scan_pair(root, domains)
     config = PairConfig(pair=root.name, domains=domains, photos=photos, source=str(root))
-    builder = SeasonsPhotos(data_dir=str(data_dir or DEFAULT_DATA_DIR), config=config)
-    builder.download_and_prepare()
-    write_metadata(photos, Path(builder.data_dir) / METADATA_FILE)
+    data_dir = Path(data_dir or DEFAULT_DATA_DIR)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Runs started together on an unbuilt pair would each build it, and all but the first die
+    # renaming their incomplete copy onto the finished one: one builds, the others wait and reuse.
+    with FileLock(data_dir / f"{config.name}.lock"):
+        builder = SeasonsPhotos(data_dir=str(data_dir), config=config)
+        builder.download_and_prepare()
+        write_metadata(photos, Path(builder.data_dir) / METADATA_FILE)
     return builder
 
 

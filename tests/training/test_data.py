@@ -4,6 +4,7 @@ and augmentation that keeps shapes, ranges and determinism."""
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,27 @@ def test_build_gives_tfds_splits_features_and_a_metadata_file(pair_dir, data_dir
     assert len(rows) == 18
     assert set(rows[0]) == {"path", "name", "domain", "split", "width", "height", "bytes", "sha256"}
     assert data.build(pair_dir, data_dir).builder_config.name == builder.builder_config.name  # reused
+
+
+def _build_when_both_are_ready(barrier, pair_dir: Path, data_dir: Path) -> None:
+    barrier.wait()
+    data.build(pair_dir, data_dir)
+
+
+def test_two_runs_building_one_pair_at_once_both_get_the_dataset(pair_dir, tmp_path):
+    """Two trainers started together on an unbuilt pair: one builds, the other waits and reuses
+    (without the lock the second died renaming its incomplete copy onto the first's)."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    runs = [spawn.Process(target=_build_when_both_are_ready, args=(barrier, pair_dir, tmp_path / "tfds"))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(120)
+    assert [run.exitcode for run in runs] == [0, 0]
+    assert {k: v.num_examples for k, v in data.build(pair_dir, tmp_path / "tfds").info.splits.items()} \
+        == {"train": 14, "test": 4}
 
 
 @pytest.mark.parametrize("saturation", [0.0, 0.3])
