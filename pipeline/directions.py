@@ -43,6 +43,14 @@ SUMMER_WINTER = Pair("summer2winter", "summer", "winter", "scroll-reveal")
 PAIRS: tuple[Pair, ...] = (DAY_NIGHT, SPRING_AUTUMN, SUMMER_WINTER)
 
 
+def pair_named(name: str) -> Pair:
+    """The pair whose model is called `name`, or a ValueError that lists the pairs."""
+    for pair in PAIRS:
+        if pair.name == name:
+            return pair
+    raise ValueError(f"unknown pair {name!r}; the pipeline serves: {', '.join(p.name for p in PAIRS)}")
+
+
 class Direction(enum.StrEnum):
     """One way through a pair: the source domain is translated into the target domain."""
 

@@ -19,8 +19,11 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.directions import PAIRS
 from pipeline.manifests import SELF_ENSEMBLES
 from training import options as opt
+
+PAIR_NAMES = [pair.name for pair in PAIRS]
 
 
 def _runtime_flags(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
                                         "into a models directory with pipeline.registry.")
     p.add_argument("--run-dir", required=True, help="a CycleGAN or RDN run directory")
     p.add_argument("--model-dir", default="models", help="where to write weights + manifest (default: models)")
-    p.add_argument("--pair", help="pair name for a CycleGAN run (default: the data folder's name)")
+    p.add_argument("--pair", choices=PAIR_NAMES, help="pair name for a CycleGAN run (default: the data folder's name)")
     p.add_argument("--name", default="rdn", help="model name for an RDN run (default: rdn)")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="storage precision of the weights (float16 halves the file)")
@@ -101,7 +104,7 @@ def make_parser() -> argparse.ArgumentParser:
                                         "state dicts (A→B and B→A) into a pair model (needs torch).")
     p.add_argument("--a2b", required=True, help=".pth of the generator from domain A to B (e.g. summer→winter)")
     p.add_argument("--b2a", required=True, help=".pth of the generator from domain B to A")
-    p.add_argument("--pair", required=True, help="pair it serves: day2night, spring2autumn or summer2winter")
+    p.add_argument("--pair", required=True, choices=PAIR_NAMES, help="the pair it serves")
     p.add_argument("--model-dir", default="models", help="where to write weights + manifest (default: models)")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage precision")
     _self_ensemble_flag(p)
@@ -110,7 +113,7 @@ def make_parser() -> argparse.ArgumentParser:
                             description="Switch an installed pair model's self-ensemble (its weights untouched) and "
                                         "record the metrics of an `evaluate` report made with that setting; the "
                                         "former setting and metrics stay in the manifest's provenance.")
-    p.add_argument("--pair", required=True, help="the pair model: day2night, spring2autumn or summer2winter")
+    p.add_argument("--pair", required=True, choices=PAIR_NAMES, help="the pair model")
     p.add_argument("--model-dir", default="models", help="the models directory (default: models)")
     p.add_argument("--report", required=True, help="report.json of `evaluate` on the model served that way")
     _self_ensemble_flag(p, required=True)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import networks
-from pipeline.directions import PAIRS
+from pipeline.directions import pair_named
 from pipeline.registry import ModelRegistry
 from training import data, visuals
 
@@ -185,7 +185,7 @@ def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, ra
         return ((lambda x: g_ab(x, training=False)), (lambda x: g_ba(x, training=False)),
                 {"run_dir": run_dir, "generator_weights": weights_kind(opts, raw)})
     models = ModelRegistry(model_dir)
-    pair = next(p for p in PAIRS if p.name == pair_name)
+    pair = pair_named(pair_name)
     a2b, b2a = (models.generator(f"{s}2{t}") for s, t in ((pair.domain_a, pair.domain_b),
                                                          (pair.domain_b, pair.domain_a)))
     return a2b, b2a, {"model_dir": model_dir, "self_ensemble": a2b.manifest.self_ensemble}

@@ -15,17 +15,10 @@ import tensorflow as tf
 
 from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
-from pipeline.directions import PAIRS, Pair
+from pipeline.directions import Pair, pair_named
 from pipeline.manifests import Manifest, read_manifests, write_manifest
 from training.cyclegan import STARTED_FROM
 from training.options import EXPORTED_GENERATORS, CycleGANOptions
-
-
-def pair_named(name: str) -> Pair:
-    for pair in PAIRS:
-        if pair.name == name:
-            return pair
-    raise SystemExit(f"unknown pair {name!r}; the pipeline serves: {', '.join(p.name for p in PAIRS)}")
 
 
 def git_commit() -> str:

@@ -272,9 +272,9 @@ def _batched(fn, images: tf.Tensor, batch: int = 8) -> tf.Tensor:
 
 def _generators(models: registry.ModelRegistry, pair_name: str) -> tuple:
     """a2b and b2a of an installed pair model, on [0, 1] images."""
-    from pipeline.directions import PAIRS
+    from pipeline.directions import pair_named
 
-    direction = next(p for p in PAIRS if p.name == pair_name).direction("a2b")
+    direction = pair_named(pair_name).direction("a2b")
     on_unit = lambda model: lambda x: tf.clip_by_value((model.served_network(x * 2.0 - 1.0) + 1.0) / 2.0, 0.0, 1.0)
     return on_unit(models.generator(direction)), on_unit(models.generator(direction.reverse))
 

@@ -1,6 +1,7 @@
 import pytest
 
 from pipeline import PAIRS, Direction, InputError, InputErrorCode
+from pipeline.directions import pair_named
 
 
 def test_six_directions_two_per_pair():
@@ -12,6 +13,13 @@ def test_six_directions_two_per_pair():
         assert all(pair.direction(d.generator) is d for d in served)
     with pytest.raises(ValueError, match="a2b and b2a"):
         PAIRS[0].direction("ab")
+
+
+def test_pair_named_finds_each_pair_and_lists_them_for_an_unknown_name():
+    assert [pair_named(p.name) for p in PAIRS] == list(PAIRS)
+    with pytest.raises(ValueError, match="unknown pair 'winter2spring'") as err:
+        pair_named("winter2spring")
+    assert all(p.name in str(err.value) for p in PAIRS)
 
 
 def test_direction_facts():
