@@ -4,6 +4,7 @@
     cyclegan      train a CycleGAN on a pair, or resume the run in --run-dir
     rdn           train the RDN enhancer (×2, self-supervised on real photos) and report PSNR/SSIM
     evaluate      evaluate a CycleGAN run or exported model on a pair's held-out photos
+    classifier    pin a pair's domain classifier, so every machine evaluates with the same one
     export        export a CycleGAN or RDN run into a models directory the pipeline loads
     import-torch  turn two PyTorch reference generators (*_net_G*.pth) into a pair model
     self-ensemble set how an installed pair model is served, with the metrics measured so
@@ -80,6 +81,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
+    _runtime_flags(p)
+
+    p = commands.add_parser("classifier", help="pin a pair's domain classifier for evaluations",
+                            description="Train the pair's domain classifier (or take the one cached on this "
+                                        "machine) and write it with its sha256 and accuracy into --out, where "
+                                        "`evaluate` finds it: every machine then measures target rates with "
+                                        "the same classifier.")
+    p.add_argument("--data", required=True, help="the pair folder")
+    p.add_argument("--out", default=None, help="where pinned classifiers live (default: models/classifiers)")
+    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the classifier's training")
     _runtime_flags(p)
 
     p = commands.add_parser("export", help="export a run into a models directory",
@@ -171,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                                    data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
                                    max_images=args.max_images, seed=args.seed, raw=args.raw)
         print(evaluate.markdown(report))
+    elif args.command == "classifier":
+        from training import data, evaluate
+
+        pinned = evaluate.pin_classifier(data.build(args.data, args.data_dir), args.out or evaluate.CLASSIFIER_DIR,
+                                         seed=args.seed)
+        print(json.dumps(pinned, indent=2))
     elif args.command == "export":
         from training import export
 

@@ -15,6 +15,7 @@ and input/output SSIM.
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from pipeline import networks
 from pipeline.directions import pair_named
+from pipeline.manifests import sha256_file
 from pipeline.registry import ModelRegistry
 from training import data, visuals
 
@@ -62,19 +64,42 @@ def _classifier_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(networks.to_model_range(image), (size, size), antialias=True)
 
 
+#: Pinned domain classifiers, one per pair dataset, trained once and committed: evaluations on any
+#: machine then use the same classifier (retrained ones move by a few points between CPU kinds, so
+#: figures from two machines could not be compared). `pin_classifier` writes them.
+CLASSIFIER_DIR = Path(__file__).resolve().parents[1] / "models" / "classifiers"
+
+
+def classifier_name(builder, *, epochs: int = 24, seed: int = 0, size: int = CLASSIFIER_SIZE) -> str:
+    """The name of a pinned classifier: the dataset's config (pair and a hash of its photos) and recipe."""
+    return f"{builder.builder_config.name}_{size}_e{epochs}_s{seed}"
+
+
 def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CLASSIFIER_SIZE,
-                     cache: bool = True) -> tuple[keras.Model, dict]:
-    """The pair's domain classifier and its accuracy on the real test split (cached beside the build)."""
-    path = Path(builder.data_dir) / f"classifier_v2_{size}_e{epochs}_s{seed}.weights.h5"
+                     cache: bool = True, pinned_dir: Path | str | None = CLASSIFIER_DIR) -> tuple[keras.Model, dict]:
+    """The pair's domain classifier and its accuracy on the real test split: the one pinned in
+    `pinned_dir` for exactly this dataset and recipe if there is one (its sha256 checked), else
+    trained here (cached beside the build)."""
     keras.utils.set_random_seed(seed)
     model = domain_classifier(size)
     x_test, y_test = _labelled(builder, "test", size)
-    if cache and path.is_file():
-        model.load_weights(path)
+    name = classifier_name(builder, epochs=epochs, seed=seed, size=size)
+    pinned = Path(pinned_dir) / f"{name}.weights.h5" if pinned_dir else None
+    cached = Path(builder.data_dir) / f"classifier_v2_{size}_e{epochs}_s{seed}.weights.h5"
+    if pinned is not None and pinned.is_file():
+        expected = json.loads(pinned.with_name(f"{name}.json").read_text())["sha256"]
+        if sha256_file(pinned) != expected:
+            raise ValueError(f"{pinned} does not match the sha256 in its {name}.json: re-pin it "
+                             "with `python -m training classifier`")
+        model.load_weights(pinned)
+        source = f"pinned: {pinned.name}"
+    elif cache and cached.is_file():
+        model.load_weights(cached)
+        source = "trained on this machine"
     else:
         x, y = _labelled(builder, "train", size)
         counts = np.bincount(y, minlength=2)
-        weights = {c: len(y) / (2 * counts[c]) for c in (0, 1)}  # balance the domains
+        class_weights = {c: len(y) / (2 * counts[c]) for c in (0, 1)}  # balance the domains
         ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
         ds = ds.enumerate().map(lambda i, xy: (_classifier_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])),
                                                xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
@@ -82,14 +107,40 @@ def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CL
         steps = epochs * int(np.ceil(len(x) / 32))
         model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        model.fit(ds, epochs=epochs, class_weight=weights, verbose=0, shuffle=False)
+        model.fit(ds, epochs=epochs, class_weight=class_weights, verbose=0, shuffle=False)
         if cache:
-            model.save_weights(path)
+            model.save_weights(cached)
+        source = "trained on this machine"
     predicted = classify(model, x_test)
     per_domain = {int(c): float(np.mean(predicted[y_test == c] == c)) for c in (0, 1)}
     return model, {"test_accuracy": float(np.mean(predicted == y_test)),
                    "balanced_accuracy": float(np.mean(list(per_domain.values()))),
-                   "per_domain": per_domain, "n_test": int(len(y_test)), "n_train_epochs": epochs}
+                   "per_domain": per_domain, "n_test": int(len(y_test)), "n_train_epochs": epochs,
+                   "source": source}
+
+
+def pin_classifier(builder, out_dir: Path | str = CLASSIFIER_DIR, *, epochs: int = 24, seed: int = 0,
+                   size: int = CLASSIFIER_SIZE) -> dict:
+    """Write this machine's classifier for the pair (trained, or the cached one) into `out_dir`
+    with a JSON of its dataset, recipe, sha256 and accuracy, which it returns; `evaluate` uses
+    that classifier from then on."""
+    model, facts = train_classifier(builder, epochs=epochs, seed=seed, size=size, pinned_dir=None)
+    name = classifier_name(builder, epochs=epochs, seed=seed, size=size)
+    path = Path(out_dir) / f"{name}.weights.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights_only = domain_classifier(size)  # a trained model would also save its optimizer's state (2× more)
+    weights_only.set_weights(model.get_weights())
+    weights_only.save_weights(path)
+    domains = builder.builder_config.domains
+    pinned = {
+        "weights": path.name, "dataset": builder.builder_config.name, "size": size, "epochs": epochs,
+        "seed": seed, "sha256": sha256_file(path), "tensorflow": tf.__version__,
+        "pinned": datetime.date.today().isoformat(),
+        **{k: facts[k] for k in ("test_accuracy", "balanced_accuracy", "n_test")},
+        "per_domain": {domains[k]: v for k, v in facts["per_domain"].items()},
+    }
+    data.save_json(pinned, path.with_name(f"{name}.json"))
+    return pinned
 
 
 def classify(model: keras.Model, images, batch: int = 64) -> np.ndarray:
@@ -229,8 +280,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Evaluation: {report['pair']}", "",
         f"Source: `{json.dumps(report['source'])}`; held-out photos of `{report['data']}` at {report['size']} px.", "",
-        f"Domain classifier (trained on the real train split): test accuracy {c['test_accuracy']:.1%} "
-        f"({per}; {c['n_test']} photos).", "",
+        f"Domain classifier (trained on the real train split; {c['source']}): test accuracy "
+        f"{c['test_accuracy']:.1%} ({per}; {c['n_test']} photos).", "",
         "| direction | photos | classified as target | cycle PSNR (dB) | cycle PSNR, G(x) blurred (dB) "
         "| input/output luminance SSIM | checkerboard (dB), input → output |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -6,8 +6,12 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
-from training import cyclegan, evaluate
+from pipeline.directions import PAIRS
+from pipeline.manifests import sha256_file
+from training import cyclegan, data, evaluate
+from training.__main__ import main
 
 
 def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, tmp_path):
@@ -24,6 +28,46 @@ def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, t
     assert json.loads((tmp_path / "eval" / "report.json").read_text()) == report
     assert "| warm2cold |" in (tmp_path / "eval" / "report.md").read_text()
     assert (tmp_path / "eval" / "grid.jpg").stat().st_size > 0
+    assert report["classifier"]["source"] == "trained on this machine"  # no pinned one for this dataset
+
+
+def test_a_pinned_classifier_is_the_one_evaluations_use_for_its_dataset_only(pair_dir, data_dir, make_pair,
+                                                                             tmp_path, capsys):
+    pins = tmp_path / "pins"
+    main(["classifier", "--data", str(pair_dir), "--data-dir", str(data_dir), "--out", str(pins)])
+    pinned = json.loads(capsys.readouterr().out)
+    builder = data.build(pair_dir, data_dir)
+    assert pinned["dataset"] == builder.builder_config.name and pinned["n_test"] == 4
+    weights_file = pins / pinned["weights"]
+    assert sha256_file(weights_file) == pinned["sha256"]
+
+    # Pinned beats the classifier cached on this machine: pin other weights and get exactly those.
+    other = evaluate.domain_classifier()
+    other.save_weights(weights_file)
+    (pins / weights_file.name.replace(".weights.h5", ".json")).write_text(
+        json.dumps({**pinned, "sha256": sha256_file(weights_file)}))
+    model, facts = evaluate.train_classifier(builder, pinned_dir=pins)
+    assert facts["source"] == f"pinned: {weights_file.name}"
+    for got, want in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    # Another set of photos under the same pair name is not measured with it.
+    elsewhere = data.build(make_pair(tmp_path / "elsewhere" / "warm2cold", seed=1), data_dir)
+    assert evaluate.train_classifier(elsewhere, pinned_dir=pins)[1]["source"] == "trained on this machine"
+
+    # Weights that are not the pinned ones are refused, not silently used.
+    weights_file.write_bytes(weights_file.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        evaluate.train_classifier(builder, pinned_dir=pins)
+
+
+def test_the_committed_classifiers_are_the_pinned_ones_for_each_pair():
+    """Every pair's evaluation uses a classifier committed with the project (its hash as pinned)."""
+    pinned = [json.loads(p.read_text()) for p in sorted(evaluate.CLASSIFIER_DIR.glob("*.json"))]
+    assert sorted(p["dataset"].split("_")[0] for p in pinned) == sorted(pair.name for pair in PAIRS)
+    for p in pinned:
+        assert sha256_file(evaluate.CLASSIFIER_DIR / p["weights"]) == p["sha256"]
+        assert p["weights"] == f"{p['dataset']}_{p['size']}_e{p['epochs']}_s{p['seed']}.weights.h5"
 
 
 def test_checkerboard_figure_finds_a_period_four_pattern_and_not_photo_content():
