@@ -86,6 +86,7 @@ def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CL
     name = classifier_name(builder, epochs=epochs, seed=seed, size=size)
     pinned = Path(pinned_dir) / f"{name}.weights.h5" if pinned_dir else None
     cached = Path(builder.data_dir) / f"classifier_v2_{size}_e{epochs}_s{seed}.weights.h5"
+    source = "trained on this machine"
     if pinned is not None and pinned.is_file():
         expected = json.loads(pinned.with_name(f"{name}.json").read_text())["sha256"]
         if sha256_file(pinned) != expected:
@@ -95,7 +96,6 @@ def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CL
         source = f"pinned: {pinned.name}"
     elif cache and cached.is_file():
         model.load_weights(cached)
-        source = "trained on this machine"
     else:
         x, y = _labelled(builder, "train", size)
         counts = np.bincount(y, minlength=2)
@@ -110,7 +110,6 @@ def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CL
         model.fit(ds, epochs=epochs, class_weight=class_weights, verbose=0, shuffle=False)
         if cache:
             model.save_weights(cached)
-        source = "trained on this machine"
     predicted = classify(model, x_test)
     per_domain = {int(c): float(np.mean(predicted[y_test == c] == c)) for c in (0, 1)}
     return model, {"test_accuracy": float(np.mean(predicted == y_test)),

@@ -66,7 +66,10 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
     if generators not in EXPORTED_GENERATORS:
         raise SystemExit(f"generators must be one of {', '.join(EXPORTED_GENERATORS)}, not {generators!r}")
     opts, g_ab, g_ba, step = load_generators(run_dir, raw)
-    exported_pair = pair_named(pair or Path(opts.data).name)
+    try:
+        exported_pair = pair_named(pair or Path(opts.data).name)
+    except ValueError as error:  # a run on a folder not named after a pair: the CLI says what to do
+        raise SystemExit(f"{error}; name the pair with --pair") from None
     steps_per_epoch = _steps_per_epoch(run_dir)
     provenance = {
         "data": opts.data,

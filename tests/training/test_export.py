@@ -38,6 +38,10 @@ def test_export_then_pipeline_load_gives_identical_outputs(tiny_options, photos_
     size = {d: (tmp_path / d / "summer2winter.h5").stat().st_size for d in ("fp16", "models")}
     assert size["fp16"] < size["models"]
 
+    # The run's photos (warm2cold) are no pair the pipeline serves: the CLI asks for --pair.
+    with pytest.raises(SystemExit, match="unknown pair 'warm2cold'.*name the pair with --pair"):
+        export.export_cyclegan_run(opts.run_dir, tmp_path / "unnamed")
+
 
 def _torch_resnet_generator(ngf: int, n_blocks: int):
     torch = pytest.importorskip("torch")
