@@ -70,9 +70,12 @@ def _classifier_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 CLASSIFIER_DIR = Path(__file__).resolve().parents[1] / "models" / "classifiers"
 
 
-def classifier_name(builder, *, epochs: int = 24, seed: int = 0, size: int = CLASSIFIER_SIZE) -> str:
-    """The name of a pinned classifier: the dataset's config (pair and a hash of its photos) and recipe."""
-    return f"{builder.builder_config.name}_{size}_e{epochs}_s{seed}"
+def pinned_files(directory: Path | str, builder, *, epochs: int = 24, seed: int = 0,
+                 size: int = CLASSIFIER_SIZE) -> tuple[Path, Path]:
+    """A pinned classifier's weights and JSON in `directory`, named after the dataset's config (pair
+    and a hash of its photos) and the recipe."""
+    name = f"{builder.builder_config.name}_{size}_e{epochs}_s{seed}"
+    return Path(directory) / f"{name}.weights.h5", Path(directory) / f"{name}.json"
 
 
 def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CLASSIFIER_SIZE,
@@ -83,14 +86,12 @@ def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CL
     keras.utils.set_random_seed(seed)
     model = domain_classifier(size)
     x_test, y_test = _labelled(builder, "test", size)
-    name = classifier_name(builder, epochs=epochs, seed=seed, size=size)
-    pinned = Path(pinned_dir) / f"{name}.weights.h5" if pinned_dir else None
+    pinned, facts_file = pinned_files(pinned_dir or "", builder, epochs=epochs, seed=seed, size=size)
     cached = Path(builder.data_dir) / f"classifier_v2_{size}_e{epochs}_s{seed}.weights.h5"
     source = "trained on this machine"
-    if pinned is not None and pinned.is_file():
-        expected = json.loads(pinned.with_name(f"{name}.json").read_text())["sha256"]
-        if sha256_file(pinned) != expected:
-            raise ValueError(f"{pinned} does not match the sha256 in its {name}.json: re-pin it "
+    if pinned_dir and pinned.is_file():
+        if sha256_file(pinned) != json.loads(facts_file.read_text())["sha256"]:
+            raise ValueError(f"{pinned} does not match the sha256 in {facts_file.name}: re-pin it "
                              "with `python -m training classifier`")
         model.load_weights(pinned)
         source = f"pinned: {pinned.name}"
@@ -124,8 +125,7 @@ def pin_classifier(builder, out_dir: Path | str = CLASSIFIER_DIR, *, epochs: int
     with a JSON of its dataset, recipe, sha256 and accuracy, which it returns; `evaluate` uses
     that classifier from then on."""
     model, facts = train_classifier(builder, epochs=epochs, seed=seed, size=size, pinned_dir=None)
-    name = classifier_name(builder, epochs=epochs, seed=seed, size=size)
-    path = Path(out_dir) / f"{name}.weights.h5"
+    path, facts_file = pinned_files(out_dir, builder, epochs=epochs, seed=seed, size=size)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights_only = domain_classifier(size)  # a trained model would also save its optimizer's state (2× more)
     weights_only.set_weights(model.get_weights())
@@ -138,7 +138,7 @@ def pin_classifier(builder, out_dir: Path | str = CLASSIFIER_DIR, *, epochs: int
         **{k: facts[k] for k in ("test_accuracy", "balanced_accuracy", "n_test")},
         "per_domain": {domains[k]: v for k, v in facts["per_domain"].items()},
     }
-    data.save_json(pinned, path.with_name(f"{name}.json"))
+    data.save_json(pinned, facts_file)
     return pinned
 
 

@@ -38,14 +38,13 @@ def test_a_pinned_classifier_is_the_one_evaluations_use_for_its_dataset_only(pai
     pinned = json.loads(capsys.readouterr().out)
     builder = data.build(pair_dir, data_dir)
     assert pinned["dataset"] == builder.builder_config.name and pinned["n_test"] == 4
-    weights_file = pins / pinned["weights"]
-    assert sha256_file(weights_file) == pinned["sha256"]
+    weights_file, facts_file = evaluate.pinned_files(pins, builder)
+    assert weights_file.name == pinned["weights"] and sha256_file(weights_file) == pinned["sha256"]
 
     # Pinned beats the classifier cached on this machine: pin other weights and get exactly those.
     other = evaluate.domain_classifier()
     other.save_weights(weights_file)
-    (pins / weights_file.name.replace(".weights.h5", ".json")).write_text(
-        json.dumps({**pinned, "sha256": sha256_file(weights_file)}))
+    facts_file.write_text(json.dumps({**pinned, "sha256": sha256_file(weights_file)}))
     model, facts = evaluate.train_classifier(builder, pinned_dir=pins)
     assert facts["source"] == f"pinned: {weights_file.name}"
     for got, want in zip(model.get_weights(), other.get_weights(), strict=True):
