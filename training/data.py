@@ -27,8 +27,6 @@ import tensorflow_datasets as tfds
 from filelock import FileLock
 from PIL import Image
 
-from pipeline.directions import PAIRS
-
 DEFAULT_DATA_DIR = Path(os.environ.get("SEASONS_TFDS_DIR", "~/.cache/seasons/tfds")).expanduser()
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 TEST_FRACTION = 0.2
@@ -52,13 +50,10 @@ class Photo:
 
 
 def domains_of(root: Path, domains: tuple[str, str] | None = None) -> tuple[str, str]:
-    """The pair's (A, B) domains: given, a known pair's, or parsed from a name like `x2y`."""
+    """The pair's (A, B) domains: given, or parsed from a folder named like a pair (`summer2winter`)."""
     if domains:
         return domains
     name = root.name
-    for pair in PAIRS:
-        if pair.name == name:
-            return pair.domain_a, pair.domain_b
     if "2" in name:
         a, b = name.split("2", 1)
         return a, b

@@ -15,6 +15,14 @@ import tensorflow as tf
 from training import data
 
 
+def test_domains_come_from_a_folder_named_like_a_pair_or_are_given():
+    assert data.domains_of(Path("photos/summer2winter")) == ("summer", "winter")
+    assert data.domains_of(Path("photos/cats2dogs")) == ("cats", "dogs")
+    assert data.domains_of(Path("photos/mixed"), ("day", "night")) == ("day", "night")
+    with pytest.raises(ValueError, match="cannot tell the domains"):
+        data.domains_of(Path("photos/mixed"))
+
+
 def test_hash_split_is_80_20_per_domain_and_follows_content_not_names(pair_dir, tmp_path):
     photos = data.scan_pair(pair_dir)
     tests = {d: sorted(p.sha256 for p in photos if p.domain == d and p.split == "test") for d in ("warm", "cold")}
