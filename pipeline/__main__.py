@@ -16,7 +16,7 @@ from pipeline.crop import CropBox
 from pipeline.directions import Direction
 from pipeline.errors import InputError, InputErrorCode, ModelError
 from pipeline.intake import IntakeLimits, open_photo
-from pipeline.manifests import direction_status, read_manifests
+from pipeline.manifests import CYCLEGAN, direction_status, read_manifests
 from pipeline.options import FORMATS, OUTPUT_SIZES, TranslateOptions
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -73,6 +73,15 @@ def cmd_directions(args) -> int:
     return 0
 
 
+def _served_as(manifest) -> str:
+    """How a model's generators are served, for `models` (nothing when as they are)."""
+    served = {d: manifest.self_ensemble_of(d) for d in manifest.directions} if manifest.kind == CYCLEGAN else {}
+    if len(set(served.values())) == 1:
+        ensemble = next(iter(served.values()))
+        return f", served as a {ensemble} self-ensemble" if ensemble != "none" else ""
+    return "".join(f", {d} served as {e}" for d, e in served.items())
+
+
 def cmd_models(args) -> int:
     manifests = read_manifests(_model_dir(args))
     if not manifests:
@@ -84,7 +93,7 @@ def cmd_models(args) -> int:
         print(f"{manifest.name} ({manifest.kind}, {present}) directions: {', '.join(manifest.directions)}")
         print(f"  architecture {json.dumps(summary['architecture'])}, input {manifest.input_size} px, "
               f"weights {manifest.weights_file} {manifest.weights_dtype} sha256 {manifest.weights_sha256[:16]}…"
-              + (f", served as a {manifest.self_ensemble} self-ensemble" if manifest.self_ensemble != "none" else ""))
+              + _served_as(manifest))
         print(f"  trained: {manifest.trained}; recipe: {manifest.provenance.get('recipe', '-')}")
         if kept := manifest.provenance.get("kept_generator"):
             print(f"  {kept['direction']}: its generator was kept from the model before (weights sha256 "

@@ -17,10 +17,14 @@ from pipeline.errors import ModelError
 
 CYCLEGAN = "cyclegan"
 RDN = "rdn"
+#: The shift self-ensembles (`pipeline.networks.shift_ensemble`) by the step, in (rows, columns),
+#: of their four displacements of the input, k steps for k = 0…3 (mod 4): each cancels the
+#: quarter-frequency components (a, b) of a grid-tied period-4 pattern with a·rows + b·columns
+#: ≢ 0 (mod 4), 12 of 15, so the one to pick is the one whose 3 survivors are the weakest.
+SHIFT_STEPS = {"shifts": (1, 1), "shifts-antidiagonal": (1, 3), "shifts-vertical": (1, 0), "shifts-horizontal": (0, 1)}
 #: How a generator is served: as it is, as the mean over its input's four mirror images
-#: (`pipeline.networks.flip_ensemble`) or over four diagonal displacements of it
-#: (`pipeline.networks.shift_ensemble`).
-SELF_ENSEMBLES = ("none", "flips", "shifts")
+#: (`pipeline.networks.flip_ensemble`) or over four displacements of it (SHIFT_STEPS).
+SELF_ENSEMBLES = ("none", "flips", *SHIFT_STEPS)
 MAKE_MODELS_HINT = (
     "train and export one with `python -m training export`, "
     "or write small untrained models with `python -m pipeline init-random`"
@@ -39,7 +43,7 @@ class Manifest:
     weights_sha256: str
     input_size: int = 256
     weights_dtype: str = "float32"
-    self_ensemble: str = "none"  # one of SELF_ENSEMBLES
+    self_ensemble: str | dict[str, str] = "none"  # one of SELF_ENSEMBLES, or one per direction
     trained: bool = True
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -49,6 +53,10 @@ class Manifest:
     def weights_path(self) -> Path:
         base = self.path.parent if self.path else Path(".")
         return base / self.weights_file
+
+    def self_ensemble_of(self, direction: str) -> str:
+        """How the generator of `direction`, one of this model's, is served."""
+        return per_direction(self.self_ensemble, self.directions)[direction]
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -68,6 +76,24 @@ class Manifest:
             "self_ensemble": self.self_ensemble,
             "metrics": self.metrics,
         }
+
+
+def per_direction(self_ensemble: str | dict[str, str], directions: list[str]) -> dict[str, str]:
+    """A self-ensemble setting, one name for a model or one per direction, as one per direction;
+    a ModelError names what is unknown. The generators of a pair are separate networks with
+    textures of their own, so each may be served its own way."""
+    if isinstance(self_ensemble, str):
+        chosen = dict.fromkeys(directions, self_ensemble)
+    elif isinstance(self_ensemble, dict) and set(self_ensemble) <= set(directions):
+        chosen = {d: self_ensemble.get(d, "none") for d in directions}  # one it omits: as it is
+    else:
+        raise ModelError(f"self_ensemble must be a name or a mapping of its directions ({', '.join(directions)}) "
+                         f"to names, not {self_ensemble!r}")
+    unknown = sorted(set(chosen.values()) - set(SELF_ENSEMBLES))
+    if unknown:
+        raise ModelError(f"unknown self_ensemble {', '.join(map(repr, unknown))}; this version knows "
+                         f"{', '.join(SELF_ENSEMBLES)}")
+    return chosen
 
 
 def sha256_file(path: Path) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from pipeline.manifests import SELF_ENSEMBLES
+from pipeline.manifests import SELF_ENSEMBLES, SHIFT_STEPS
 
 #: The init of the reference implementation: N(0, 0.02) for every convolution.
 _INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
@@ -246,6 +246,10 @@ def _mean_of_copies(network: Callable[[tf.Tensor], tf.Tensor], copies: list[tf.T
     return tf.add_n([restore(y, i) for i, y in enumerate(outputs)]) / len(copies)
 
 
+#: Two stride-2 transposed convolutions stack into a pattern of period 4 pixels: its energy sits
+#: at multiples of a quarter of the sampling frequency on each axis.
+CHECKERBOARD_PERIOD = 4
+
 #: The four mirrorings of an NHWC batch by the axes they reverse; each is its own inverse.
 _MIRRORS = ((), (2,), (1,), (1, 2))
 
@@ -267,43 +271,42 @@ def flip_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf
     return _mean_of_copies(network, [mirror(x, i) for i in range(len(_MIRRORS))], mirror)
 
 
-#: `shift_ensemble`'s displacements of the content against the output grid, one per phase of
-#: the period-4 pattern on each axis, in pixels (the same down and right).
-_SHIFTS = (0, 1, 2, 3)
-
-
-def shift_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
-    """The mean of `network` over `x` displaced k pixels down and right against the output grid,
-    k = 0…3, each output cropped back into register: one call on a batch four times as large,
-    each side 4 pixels longer (reflect-padded, so sides stay multiples of 4).
+def shift_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor,
+                   step: tuple[int, int] = SHIFT_STEPS["shifts"]) -> tf.Tensor:
+    """The mean of `network` over `x` displaced k·`step` pixels (rows down, columns right, mod 4)
+    against the output grid, k = 0…3, each output cropped back into register: one call on a batch
+    four times as large, each side 4 pixels longer (reflect-padded, so sides stay multiples of 4).
 
     The displaced copies land on a grid-tied period-4 pattern at four phases, so in the mean
-    every component at quarter frequencies (a, b) with a + b ≢ 0 (mod 4) cancels, 12 of 15,
-    mirror-symmetric ones included, which `flip_ensemble` keeps; a translation that moves with
-    its input stays. On day ↔ night's shipped generators it leaves 5.2 / 7.7 dB of checkerboard
-    on the held-out photos where the mirrors leave 6.1 / 10.9 (at one photo less of target rate:
-    README, Models); `bench/pipeline.py` times it at 1.2× the mirrors (inputs 3 % larger; the
-    rest not profiled).
+    every component at quarter frequencies (a, b) with a·step[0] + b·step[1] ≢ 0 (mod 4)
+    cancels, 12 of 15, mirror-symmetric ones included, which `flip_ensemble` keeps; a
+    translation that moves with its input stays. Which 3 survive depends on the step
+    (SHIFT_STEPS), so each generator is served with the step that leaves its weakest three:
+    the diagonal (1, 1) leaves night → day's shipped generator 7.7 dB of checkerboard on the
+    held-out photos where the mirrors leave 10.9 (README, Models); `bench/pipeline.py` times the
+    shifts at 1.2× the mirrors (inputs 3 % larger; the rest not profiled).
     """
-    pad = len(_SHIFTS)
+    pad = CHECKERBOARD_PERIOD
     height, width = tf.shape(x)[1], tf.shape(x)[2]
     padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    copies = [padded[:, pad - k:pad - k + height + pad, pad - k:pad - k + width + pad] for k in _SHIFTS]
+    shifts = [((k * step[0]) % pad, (k * step[1]) % pad) for k in range(pad)]
+    copies = [padded[:, pad - dy:pad - dy + height + pad, pad - dx:pad - dx + width + pad] for dy, dx in shifts]
 
     def crop_back(y: tf.Tensor, i: int) -> tf.Tensor:
-        k = _SHIFTS[i]
-        return y[:, k:k + height, k:k + width]
+        dy, dx = shifts[i]
+        return y[:, dy:dy + height, dx:dx + width]
 
     return _mean_of_copies(network, copies, crop_back)
 
 
 def served(network: Callable[[tf.Tensor], tf.Tensor], self_ensemble: str) -> Callable[[tf.Tensor], tf.Tensor]:
-    """`network` as a manifest's `self_ensemble` says to serve it (see SELF_ENSEMBLES)."""
+    """`network` as a manifest says to serve one generator (`self_ensemble`, one of SELF_ENSEMBLES)."""
     if self_ensemble == "none":
         return network
-    ensemble = {"flips": flip_ensemble, "shifts": shift_ensemble}.get(self_ensemble)
-    if ensemble is not None:
-        return lambda x: ensemble(network, x)
+    if self_ensemble == "flips":
+        return lambda x: flip_ensemble(network, x)
+    if self_ensemble in SHIFT_STEPS:
+        return lambda x: shift_ensemble(network, x, SHIFT_STEPS[self_ensemble])
     raise ValueError(f"unknown self_ensemble {self_ensemble!r}; known: {', '.join(SELF_ENSEMBLES)}")
 
 

@@ -23,9 +23,9 @@ from pipeline.manifests import (
     CYCLEGAN,
     MAKE_MODELS_HINT,
     RDN,
-    SELF_ENSEMBLES,
     Manifest,
     default_rdn,
+    per_direction,
     read_manifests,
     sha256_file,
     write_manifest,
@@ -60,7 +60,7 @@ class _Template:
     went from 3.4 s to 1.5 s after the TensorFlow import.
     """
 
-    def __init__(self, manifest: Manifest, precision: str) -> None:
+    def __init__(self, manifest: Manifest, self_ensemble: str, precision: str) -> None:
         with networks.dtype_policy(PRECISIONS[precision]):
             self.network = build_network(manifest)
         self.warm = False  # traced and run once: every model of the architecture is then ready
@@ -72,7 +72,7 @@ class _Template:
             return tf.cast(y, tf.float32)
 
         def infer(trainable, non_trainable, x):
-            return networks.served(lambda batch: run(trainable, non_trainable, batch), manifest.self_ensemble)(x)
+            return networks.served(lambda batch: run(trainable, non_trainable, batch), self_ensemble)(x)
 
         self.infer = tf.function(infer, input_signature=[
             [tf.TensorSpec(v.shape, v.dtype) for v in self.network.trainable_variables],
@@ -86,10 +86,12 @@ class _Template:
 
 
 class LoadedModel:
-    """A ready model: its manifest, its weight values and its architecture's traced function."""
+    """A ready model: its manifest, how it is served (`self_ensemble`), its weight values and its
+    architecture's traced function."""
 
-    def __init__(self, manifest: Manifest, template: _Template, values: tuple[list, list], precision: str) -> None:
-        self.manifest, self.precision = manifest, precision
+    def __init__(self, manifest: Manifest, self_ensemble: str, template: _Template, values: tuple[list, list],
+                 precision: str) -> None:
+        self.manifest, self.self_ensemble, self.precision = manifest, self_ensemble, precision
         self._template, self._values = template, values
         self._network = None
 
@@ -97,9 +99,9 @@ class LoadedModel:
         return self._template.infer(*self._values, tf.convert_to_tensor(batch, tf.float32)).numpy()
 
     def served_network(self, x: tf.Tensor) -> tf.Tensor:
-        """This model as served (its manifest's `self_ensemble` included) on a batch of any size,
-        through `network`: for training code that needs what a worker would make."""
-        return networks.served(lambda batch: self.network(batch, training=False), self.manifest.self_ensemble)(x)
+        """This model as served (its `self_ensemble` included) on a batch of any size, through
+        `network`: for training code that needs what a worker would make."""
+        return networks.served(lambda batch: self.network(batch, training=False), self.self_ensemble)(x)
 
     @property
     def network(self):
@@ -158,7 +160,8 @@ def build_network(manifest: Manifest):
     raise ModelError(f"model {manifest.name!r} has unknown kind {manifest.kind!r}")
 
 
-def _load(manifest: Manifest, group: str | None, precision: str) -> LoadedModel:
+def _load(manifest: Manifest, direction: Direction | None, precision: str) -> LoadedModel:
+    """A pair model's generator for `direction`, or (None) a model of one network, the RDN."""
     path = manifest.weights_path
     if not path.is_file():
         raise ModelError(f"weights file {path} for model {manifest.name!r} is missing; {MAKE_MODELS_HINT}")
@@ -168,15 +171,17 @@ def _load(manifest: Manifest, group: str | None, precision: str) -> LoadedModel:
             f"weights file {path} has sha256 {actual[:12]}…, its manifest says "
             f"{manifest.weights_sha256[:12]}…: the file is damaged or not the one the manifest describes"
         )
-    if manifest.self_ensemble not in SELF_ENSEMBLES:
-        raise ModelError(f"model {manifest.name!r} asks for self_ensemble {manifest.self_ensemble!r}; "
-                         f"this version knows {', '.join(SELF_ENSEMBLES)}")
+    try:
+        self_ensemble = manifest.self_ensemble_of(direction.value) if direction else "none"
+    except ModelError as error:
+        raise ModelError(f"model {manifest.name!r}: {error}") from None
     key = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size,
-           manifest.self_ensemble, precision)
+           self_ensemble, precision)
     if key not in _templates:
-        _templates[key] = _Template(manifest, precision)
+        _templates[key] = _Template(manifest, self_ensemble, precision)
     template = _templates[key]
-    return LoadedModel(manifest, template, template.weights_of(path, group), precision)
+    values = template.weights_of(path, direction.generator if direction else None)
+    return LoadedModel(manifest, self_ensemble, template, values, precision)
 
 
 class ModelRegistry:
@@ -192,11 +197,12 @@ class ModelRegistry:
     def manifests(self) -> dict[str, Manifest]:
         return read_manifests(self.model_dir)
 
-    def _get(self, manifest: Manifest, group: str | None) -> LoadedModel:
-        key = (str(manifest.weights_path.resolve()), manifest.weights_sha256, group, self.precision)
+    def _get(self, manifest: Manifest, direction: Direction | None) -> LoadedModel:
+        key = (str(manifest.weights_path.resolve()), manifest.weights_sha256, direction,
+               json.dumps(manifest.self_ensemble, sort_keys=True), self.precision)
         with _cache_lock:
             if key not in _cache:
-                _cache[key] = _load(manifest, group, self.precision)
+                _cache[key] = _load(manifest, direction, self.precision)
             return _cache[key]
 
     def generator(self, direction: Direction | str) -> LoadedModel:
@@ -208,7 +214,7 @@ class ModelRegistry:
                 f"no model for {direction.value}: {self.model_dir / (direction.model_name + '.json')} "
                 f"is missing; {MAKE_MODELS_HINT}"
             )
-        return self._get(manifest, direction.generator)
+        return self._get(manifest, direction)
 
     def rdn(self) -> LoadedModel:
         """The enhancer (RDN) this registry serves: `rdn_name`, or the one installed."""
@@ -230,8 +236,9 @@ def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, a
                     **facts) -> Manifest:
     """Write a pair's two generators and their manifest into `model_dir`.
 
-    `facts`: input_size (256), dtype ('float32' | 'float16' storage), self_ensemble ('none' |
-    'flips' | 'shifts'), trained (True), provenance and metrics (dicts), as the manifest records them.
+    `facts`: input_size (256), dtype ('float32' | 'float16' storage), self_ensemble (one of
+    SELF_ENSEMBLES, or one per direction), trained (True), provenance and metrics (dicts), as the
+    manifest records them.
     """
     directions = [d.value for d in Direction if d.pair == pair]
     return _export(Path(model_dir), pair.model_name, CYCLEGAN, directions, f"{pair.model_name}.h5",
@@ -245,8 +252,10 @@ def export_rdn(model_dir: Path, network, architecture: dict, *, name: str = "rdn
 
 
 def _export(model_dir: Path, name: str, kind: str, directions: list[str], weights_file: str, trees: dict,
-            architecture: dict, *, input_size: int = 256, dtype: str = "float32", self_ensemble: str = "none",
+            architecture: dict, *, input_size: int = 256, dtype: str = "float32",
+            self_ensemble: str | dict[str, str] = "none",
             trained: bool = True, provenance: dict | None = None, metrics: dict | None = None) -> Manifest:
+    per_direction(self_ensemble, directions)  # an unknown setting is refused before anything is written
     model_dir.mkdir(parents=True, exist_ok=True)
     weights.save_weights(model_dir / weights_file, trees, dtype)
     manifest = Manifest(

@@ -20,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pipeline.directions import PAIRS
+from pipeline.directions import PAIRS, Direction
 from pipeline.manifests import SELF_ENSEMBLES
 from training import options as opt
 
@@ -32,12 +32,30 @@ def _runtime_flags(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free")
 
 
+def self_ensemble_setting(text: str) -> str | dict[str, str]:
+    """`--self-ensemble`'s value: one name for both generators (`flips`), or one per direction
+    (`day2night=flips,night2day=shifts-antidiagonal`; a direction left out is served as it is)."""
+    if "=" not in text:
+        chosen = {None: text.strip()}
+    else:
+        chosen = dict(item.split("=", 1) for item in text.replace(" ", "").split(",") if item)
+        if set(chosen) - {d.value for d in Direction}:
+            raise argparse.ArgumentTypeError(f"unknown direction in {text!r}; the directions are "
+                                             f"{', '.join(d.value for d in Direction)}")
+    if set(chosen.values()) - set(SELF_ENSEMBLES):
+        raise argparse.ArgumentTypeError(f"unknown self-ensemble in {text!r}; known: {', '.join(SELF_ENSEMBLES)}")
+    return chosen.get(None, chosen)
+
+
 def _self_ensemble_flag(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument("--self-ensemble", choices=SELF_ENSEMBLES, default=None if required else "none",
-                        required=required,
+    parser.add_argument("--self-ensemble", type=self_ensemble_setting, default=None if required else "none",
+                        required=required, metavar="NAME | DIRECTION=NAME,…",
                         help="serve the generators as they are (none), as the mean over the input's four mirror "
-                             "images (flips) or over four diagonal 1-pixel displacements of it (shifts); either is 4× "
-                             "the generator's work and cancels most of a transposed upsampler's checkerboard")
+                             "images (flips) or over four 1-pixel displacements of it along a diagonal (shifts, "
+                             "shifts-antidiagonal), down (shifts-vertical) or right (shifts-horizontal); each is 4× "
+                             "the generator's work and cancels most of a transposed upsampler's checkerboard. One "
+                             "name serves both generators; DIRECTION=NAME pairs, comma-separated, serve each its own "
+                             "way (e.g. day2night=flips,night2day=shifts-antidiagonal)")
 
 
 _RAW_HELP = ("a run trained with --ema: use its last step's generator weights instead of their moving average "

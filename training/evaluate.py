@@ -26,6 +26,7 @@ import tensorflow as tf
 from pipeline import networks
 from pipeline.directions import pair_named
 from pipeline.manifests import sha256_file
+from pipeline.networks import CHECKERBOARD_PERIOD
 from pipeline.registry import ModelRegistry
 from training import data, visuals
 
@@ -153,11 +154,6 @@ def classify(model: keras.Model, images, batch: int = 64) -> np.ndarray:
 def _luma(x):
     """[-1, 1] RGB → [0, 1] luminance (BT.601)."""
     return tf.image.rgb_to_grayscale((x + 1.0) / 2.0)
-
-
-#: Two stride-2 transposed convolutions stack into a pattern of period 4 pixels: its energy sits
-#: at multiples of a quarter of the sampling frequency on each axis.
-CHECKERBOARD_PERIOD = 4
 
 
 def checkerboard_db(images: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import tensorflow as tf
 from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.directions import Pair, pair_named
-from pipeline.manifests import Manifest, read_manifests, write_manifest
+from pipeline.manifests import Manifest, per_direction, read_manifests, write_manifest
 from training.cyclegan import STARTED_FROM
 from training.options import EXPORTED_GENERATORS, CycleGANOptions
 
@@ -54,7 +54,8 @@ def weights_kind(opts: CycleGANOptions, raw: bool) -> str:
 
 
 def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str | None = None,
-                        dtype: str = "float32", self_ensemble: str = "none", report: Path | str | None = None,
+                        dtype: str = "float32", self_ensemble: str | dict[str, str] = "none",
+                        report: Path | str | None = None,
                         raw: bool = False, generators: str = "both") -> Manifest:
     """Export a CycleGAN run's generators, with its recipe as provenance and a report's metrics
     (which must have been measured with the same `self_ensemble`, on the model as exported).
@@ -112,19 +113,22 @@ def installed_generator(model_dir: Path | str, pair: Pair, generator: str, archi
                      "metrics": manifest.metrics.get(direction.value, {})}
 
 
-def report_metrics(report: Path | str, self_ensemble: str) -> dict:
+def report_metrics(report: Path | str, self_ensemble: str | dict[str, str]) -> dict:
     """The per-direction metrics of an `evaluate` report, refused if they were measured with
-    another self-ensemble than the model will be served with."""
+    another self-ensemble than the model will be served with (in any of its directions)."""
     data = json.loads(Path(report).read_text())
     measured = data["source"].get("self_ensemble", "none")
-    if measured != self_ensemble:
+    directions = list(data["directions"])
+    if per_direction(measured, directions) != per_direction(self_ensemble, directions):
         raise SystemExit(f"{report} was measured with self_ensemble {measured!r}, not {self_ensemble!r}: "
                          "evaluate the model as it will be served")
     return data["directions"]
 
 
-def set_self_ensemble(model_dir: Path | str, pair: str, self_ensemble: str, report: Path | str) -> Manifest:
-    """Serve an installed pair model with `self_ensemble`, its weights (and their sha256) untouched.
+def set_self_ensemble(model_dir: Path | str, pair: str, self_ensemble: str | dict[str, str],
+                      report: Path | str) -> Manifest:
+    """Serve an installed pair model with `self_ensemble` (one for both generators, or one per
+    direction), its weights (and their sha256) untouched.
 
     The manifest takes the metrics of `report` (an evaluation of the model served that way) and
     keeps the ones they replace, with the former setting, in provenance's `served_before`.
@@ -207,7 +211,7 @@ def generator_from_torch(state: dict[str, np.ndarray], name: str = "generator"):
 
 
 def import_torch(a2b: Path | str, b2a: Path | str, pair: str, model_dir: Path | str, *,
-                 dtype: str = "float32", self_ensemble: str = "none") -> Manifest:
+                 dtype: str = "float32", self_ensemble: str | dict[str, str] = "none") -> Manifest:
     """Export a pair model made of two reference generators (A→B and B→A)."""
     states = {"a2b": load_torch_state(a2b), "b2a": load_torch_state(b2a)}
     archs = {k: torch_architecture(v) for k, v in states.items()}

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline import networks
+from pipeline.manifests import SHIFT_STEPS
 
 
 @pytest.mark.parametrize("upsample", networks.UPSAMPLERS)
@@ -209,10 +210,12 @@ def test_flip_ensemble_cancels_a_grid_tied_pattern_and_keeps_a_mirror_equivarian
     assert power(residue) < 0.5 * power(pattern[0])
 
 
-def test_shift_ensemble_cancels_the_mirror_symmetric_pattern_that_flips_keep():
+@pytest.mark.parametrize("name", sorted(SHIFT_STEPS))
+def test_shift_ensemble_cancels_the_mirror_symmetric_pattern_that_flips_keep(name):
     """A grid-tied period-4 pattern that is symmetric under both mirrors passes `flip_ensemble`
-    whole; `shift_ensemble` keeps the translation exactly (the crops are in register) and leaves
-    only the pattern's quarter-frequency components with a + b ≡ 0 (mod 4)."""
+    whole; each shift ensemble, served by its name, keeps the translation exactly (the crops are
+    in register) and leaves only the pattern's quarter-frequency components (a, b) with
+    a·rows + b·columns ≡ 0 (mod 4) for its step (rows, columns)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(4)
@@ -222,15 +225,18 @@ def test_shift_ensemble_cancels_the_mirror_symmetric_pattern_that_flips_keep():
     translate = lambda x: tf.tanh(0.8 * x) - 0.1
     x = tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
     generator = lambda v: translate(v) + grid_tied(v)
+    served = networks.served(generator, name)
+    rows, columns = SHIFT_STEPS[name]
 
-    assert np.allclose(networks.shift_ensemble(translate, x), translate(x), atol=1e-6)
+    assert np.allclose(networks.served(translate, name)(x), translate(x), atol=1e-6)
     np.testing.assert_allclose((networks.flip_ensemble(generator, x) - translate(x))[1], grid_tied(x)[0], atol=1e-6)
-    residue = (networks.shift_ensemble(generator, x) - translate(x)).numpy()[0]
-    diagonal_mean = sum(np.roll(cell, (-k, -k), (0, 1)) for k in range(4)) / 4
-    np.testing.assert_allclose(residue, np.tile(diagonal_mean, (8, 8, 1)), atol=1e-6)
+    residue = (served(x) - translate(x)).numpy()[0]
+    mean_over_steps = sum(np.roll(cell, (-k * rows, -k * columns), (0, 1)) for k in range(4)) / 4
+    np.testing.assert_allclose(residue, np.tile(mean_over_steps, (8, 8, 1)), atol=1e-6)
     spectrum = np.abs(np.fft.fft2(residue, axes=(0, 1)))[::8, ::8].max(-1)  # the quarter frequencies
     a, b = np.indices((4, 4))
-    assert spectrum[(a + b) % 4 != 0].max() < 1e-4 < spectrum[(a + b) % 4 == 0][1:].max()
+    kept = (a * rows + b * columns) % 4 == 0
+    assert spectrum[~kept].max() < 1e-4 < spectrum[kept][1:].max()
 
 
 def test_served_knows_only_the_listed_self_ensembles():

@@ -138,7 +138,7 @@ def test_models_of_one_architecture_share_one_trace(tmp_path):
     np.testing.assert_allclose(own(x, training=False).numpy(), outputs[Direction.DAY2NIGHT], atol=1e-6)
 
 
-@pytest.mark.parametrize("self_ensemble", ["flips", "shifts"])
+@pytest.mark.parametrize("self_ensemble", ["flips", "shifts", "shifts-antidiagonal"])
 def test_a_manifest_with_a_self_ensemble_serves_that_ensemble_of_its_generator(tmp_path, self_ensemble):
     """What a worker runs and what training code gets (`served_network`) are the same ensemble;
     an unknown setting is refused at load, with the ones this version knows."""
@@ -168,3 +168,30 @@ def test_a_manifest_with_a_self_ensemble_serves_that_ensemble_of_its_generator(t
     (tmp_path / "odd" / "day2night.h5").write_bytes((tmp_path / "ensembled" / "day2night.h5").read_bytes())
     with pytest.raises(ModelError, match="eightfold.*none, flips, shifts"):
         ModelRegistry(tmp_path / "odd").generator("day2night")
+
+
+def test_each_generator_of_a_pair_is_served_the_way_its_direction_is_set(tmp_path):
+    """A per-direction setting serves each generator its own way (a direction it leaves out: as
+    it is); one naming a direction the model does not serve is refused before anything is written."""
+    from pipeline.directions import DAY_NIGHT
+
+    architecture = {"ngf": 4, "n_blocks": 1}
+    a2b, b2a = (networks.resnet_generator(**architecture, name=n) for n in ("a2b", "b2a"))
+    rng = np.random.default_rng(2)
+    for generator in (a2b, b2a):
+        generator.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in generator.get_weights()])
+    setting = {"night2day": "shifts-vertical"}
+    export_cyclegan(tmp_path / "mixed", DAY_NIGHT, a2b, b2a, architecture, self_ensemble=setting)
+    models = ModelRegistry(tmp_path / "mixed")
+    x = rng.uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
+
+    day2night, night2day = models.generator("day2night"), models.generator("night2day")
+    assert (day2night.self_ensemble, night2day.self_ensemble) == ("none", "shifts-vertical")
+    np.testing.assert_allclose(day2night(x), a2b(x, training=False), atol=1e-5)
+    np.testing.assert_allclose(night2day(x), networks.shift_ensemble(lambda v: b2a(v, training=False), x, (1, 0)),
+                               atol=1e-5)
+    assert read_manifests(tmp_path / "mixed")["day2night"].summary()["self_ensemble"] == setting
+
+    with pytest.raises(ModelError, match="mapping of its directions \\(day2night, night2day\\)"):
+        export_cyclegan(tmp_path / "stray", DAY_NIGHT, a2b, b2a, architecture, self_ensemble={"summer2winter": "flips"})
+    assert not (tmp_path / "stray").exists()

@@ -113,3 +113,32 @@ def test_self_ensemble_switches_a_model_with_metrics_measured_that_way(tmp_path,
     assert after.weights_sha256 == before.weights_sha256
     assert after.provenance["served_before"][-1] | {"code_commit": ""} == {
         "self_ensemble": "none", "metrics": before.metrics, "code_commit": ""}
+
+
+def test_self_ensemble_serves_each_direction_its_own_way_when_named_per_direction(tmp_path, capsys):
+    """`DIRECTION=NAME,…` sets each generator's ensemble; the report must have been measured
+    with the same setting in every direction; an unknown name or direction is a usage error."""
+    from pipeline.manifests import read_manifests
+    from pipeline.registry import write_random_models
+
+    write_random_models(tmp_path / "models")
+    setting = {"spring2autumn": "flips", "autumn2spring": "shifts-vertical"}
+    report = lambda ensemble: {"pair": "spring2autumn", "source": {"self_ensemble": ensemble},
+                               "directions": {"spring2autumn": {"target_rate": 0.7},
+                                              "autumn2spring": {"target_rate": 0.8}}}
+    (tmp_path / "flips.json").write_text(json.dumps(report("flips")))
+    (tmp_path / "mixed.json").write_text(json.dumps(report(setting)))
+    argv = ["self-ensemble", "--pair", "spring2autumn", "--model-dir", str(tmp_path / "models"),
+            "--self-ensemble", "spring2autumn=flips, autumn2spring=shifts-vertical", "--report"]
+
+    with pytest.raises(SystemExit, match="measured with self_ensemble 'flips'"):
+        main([*argv, str(tmp_path / "flips.json")])
+    assert main([*argv, str(tmp_path / "mixed.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["self_ensemble"] == setting
+    manifest = read_manifests(tmp_path / "models")["spring2autumn"]
+    assert [manifest.self_ensemble_of(d) for d in manifest.directions] == ["flips", "shifts-vertical"]
+    for wrong, message in (("spring2autumn=eightfold", "unknown self-ensemble"),
+                           ("spring2fall=flips", "unknown direction")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv[:-2], wrong, "--report", str(tmp_path / "mixed.json")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
