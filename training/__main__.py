@@ -4,6 +4,7 @@
     cyclegan      train a CycleGAN on a pair, or resume the run in --run-dir
     rdn           train the RDN enhancer (×2, self-supervised on real photos) and report PSNR/SSIM
     evaluate      evaluate a CycleGAN run or exported model on a pair's held-out photos
+    checkerboard  which shift self-ensemble suits each generator of an installed pair
     classifier    pin a pair's domain classifier, so every machine evaluates with the same one
     export        export a CycleGAN or RDN run into a models directory the pipeline loads
     import-torch  turn two PyTorch reference generators (*_net_G*.pth) into a pair model
@@ -99,6 +100,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
+    _runtime_flags(p)
+
+    p = commands.add_parser("checkerboard", help="which shift self-ensemble suits each generator of a pair",
+                            description="Measure each generator's plain outputs on held-out photos at the 15 "
+                                        "quarter frequencies of a transposed upsampler's period-4 pattern, and the "
+                                        "checkerboard figure (dB, as `evaluate`'s) each shift self-ensemble should "
+                                        "leave, best first; evaluate the best with `evaluate` before serving it.")
+    p.add_argument("--data", required=True, help="the pair folder the model was trained on")
+    p.add_argument("--model-dir", default="models", help="the models directory (default: models)")
+    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    p.add_argument("--max-images", type=int, default=16, help="held-out photos per direction (0 = all; default 16)")
     _runtime_flags(p)
 
     p = commands.add_parser("classifier", help="pin a pair's domain classifier for evaluations",
@@ -201,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                                    data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
                                    max_images=args.max_images, seed=args.seed, raw=args.raw)
         print(evaluate.markdown(report))
+    elif args.command == "checkerboard":
+        from training import evaluate
+
+        print(evaluate.shift_steps_text(evaluate.shift_steps(args.data, args.model_dir, data_dir=args.data_dir,
+                                                             max_images=args.max_images)))
     elif args.command == "classifier":
         from training import data, evaluate
 

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from pipeline import networks
 from pipeline.directions import pair_named
-from pipeline.manifests import sha256_file
+from pipeline.manifests import SHIFT_STEPS, sha256_file
 from pipeline.networks import CHECKERBOARD_PERIOD
 from pipeline.registry import ModelRegistry
 from training import data, visuals
@@ -156,20 +156,17 @@ def _luma(x):
     return tf.image.rgb_to_grayscale((x + 1.0) / 2.0)
 
 
-def checkerboard_db(images: np.ndarray) -> np.ndarray:
-    """Per image ([-1, 1] RGB, sides a multiple of 4): the luminance power at the period-4 pattern's
-    15 frequencies over the median power around each (a Hann window keeps the borders out), in dB.
-
-    Photos score about 1–3 dB (content has no peaks there; JPEG's 8×8 blocks add a little); a
-    visible checkerboard stands well above its input's figure.
-    """
+def checkerboard_power(images: np.ndarray) -> np.ndarray:
+    """Per image ([-1, 1] RGB, sides a multiple of 4), [N, 4, 4]: the luminance power at each
+    quarter frequency (a, b) of the period-4 pattern over the median power around it (a Hann
+    window keeps the borders out); [:, 0, 0], the mean, is 1."""
     luma = _luma(tf.convert_to_tensor(images, tf.float32)).numpy()[..., 0]
     n, h, w = luma.shape
     window = np.outer(np.hanning(h), np.hanning(w))
     power = np.abs(np.fft.fft2((luma - luma.mean(axis=(1, 2), keepdims=True)) * window)) ** 2
     ring = np.ones((7, 7), bool)
     ring[2:5, 2:5] = False
-    ratios = []
+    ratios = np.ones((n, CHECKERBOARD_PERIOD, CHECKERBOARD_PERIOD))
     for i in range(CHECKERBOARD_PERIOD):
         for j in range(CHECKERBOARD_PERIOD):
             if i == j == 0:
@@ -177,8 +174,68 @@ def checkerboard_db(images: np.ndarray) -> np.ndarray:
             rows = (i * h // CHECKERBOARD_PERIOD + np.arange(-3, 4)) % h
             cols = (j * w // CHECKERBOARD_PERIOD + np.arange(-3, 4)) % w
             patch = power[:, rows][:, :, cols]
-            ratios.append(patch[:, 2:5, 2:5].mean(axis=(1, 2)) / np.median(patch[:, ring], axis=1))
-    return 10 * np.log10(np.mean(ratios, axis=0))
+            ratios[:, i, j] = patch[:, 2:5, 2:5].mean(axis=(1, 2)) / np.median(patch[:, ring], axis=1)
+    return ratios
+
+
+def _pattern_db(power: np.ndarray) -> np.ndarray:
+    """The mean over the 15 pattern frequencies of [..., 4, 4] power ratios, in dB."""
+    return 10 * np.log10((power.sum(axis=(-2, -1)) - 1) / (CHECKERBOARD_PERIOD**2 - 1))
+
+
+def checkerboard_db(images: np.ndarray) -> np.ndarray:
+    """Per image ([-1, 1] RGB, sides a multiple of 4): the luminance power at the period-4 pattern's
+    15 frequencies over the median power around each, in dB (`checkerboard_power`'s mean).
+
+    Photos score about 1–3 dB (content has no peaks there; JPEG's 8×8 blocks add a little); a
+    visible checkerboard stands well above its input's figure.
+    """
+    return _pattern_db(checkerboard_power(images))
+
+
+def shift_residue_db(output_power: np.ndarray, input_power: np.ndarray, step: tuple[int, int]) -> float:
+    """The checkerboard figure a shift ensemble of `step` should leave on a generator, from the
+    mean [4, 4] powers of its plain outputs and of their inputs: the 3 frequencies the step keeps
+    (a·step[0] + b·step[1] ≡ 0 mod 4) at the output's power, the 12 it cancels at the input's."""
+    a, b = np.indices(output_power.shape)
+    kept = (a * step[0] + b * step[1]) % CHECKERBOARD_PERIOD == 0
+    return float(_pattern_db(np.where(kept, output_power, input_power)))
+
+
+def shift_steps(data_path: str, model_dir: str, *, data_dir: str | None = None, size: int = 256,
+                max_images: int = 16) -> dict:
+    """For each direction of an installed pair: its generator's checkerboard served plain, the
+    power at each quarter frequency, and the figure each shift ensemble should leave
+    (`shift_residue_db`), best first: which `--self-ensemble` to evaluate for it."""
+    builder = data.build(data_path, data_dir)
+    domains = builder.builder_config.domains
+    models = ModelRegistry(model_dir)
+    steps = {}
+    for source in (0, 1):
+        direction = f"{domains[source]}2{domains[1 - source]}"
+        network = models.generator(direction).network
+        x = networks.to_model_range(data.load_images(builder, "test", source, size)[:max_images or None])
+        y = np.concatenate([np.asarray(network(x[i:i + 8], training=False)) for i in range(0, len(x), 8)])
+        output_power, input_power = checkerboard_power(y).mean(axis=0), checkerboard_power(x).mean(axis=0)
+        predicted = {name: round(shift_residue_db(output_power, input_power, step), 2)
+                     for name, step in SHIFT_STEPS.items()}
+        steps[direction] = {"n": len(x), "plain_db": round(float(_pattern_db(output_power)), 2),
+                            "input_db": round(float(_pattern_db(input_power)), 2),
+                            "power_db": np.round(10 * np.log10(output_power), 1).tolist(),
+                            "shift_residue_db": dict(sorted(predicted.items(), key=lambda item: item[1]))}
+    return steps
+
+
+def shift_steps_text(steps: dict) -> str:
+    """`shift_steps` for a terminal: per direction, the figures and the power grid."""
+    lines = []
+    for direction, r in steps.items():
+        lines.append(f"{direction}: checkerboard {r['plain_db']:.1f} dB served plain (inputs {r['input_db']:.1f}), "
+                     f"{r['n']} held-out photos; each shift self-ensemble should leave:")
+        lines.append("  " + " · ".join(f"{name} {db:.1f}" for name, db in r["shift_residue_db"].items()))
+        lines.append("  power (dB over the neighbourhood) at quarter frequencies (a rows, b columns):")
+        lines += ["    " + " ".join(f"{db:5.1f}" for db in row) for row in r["power_db"]]
+    return "\n".join(lines)
 
 
 def separable_blur(images: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:

@@ -11,10 +11,12 @@ from PIL import Image
 from training.options import CycleGANOptions
 
 
-def write_pair(root: Path, n_a: int = 10, n_b: int = 8, seed: int = 0) -> Path:
-    """A `warm2cold` folder: reddish noisy photos (warm) and bluish ones (cold), varied sizes."""
+def write_pair(root: Path, n_a: int = 10, n_b: int = 8, seed: int = 0, domains: tuple[str, str] = ("warm", "cold")
+               ) -> Path:
+    """A `warm2cold` folder: reddish noisy photos (warm) and bluish ones (cold), varied sizes
+    (`domains` names the two folders otherwise)."""
     rng = np.random.default_rng(seed)
-    for domain, n, tint in (("warm", n_a, (200, 90, 60)), ("cold", n_b, (60, 90, 200))):
+    for domain, n, tint in ((domains[0], n_a, (200, 90, 60)), (domains[1], n_b, (60, 90, 200))):
         (root / domain).mkdir(parents=True)
         for i in range(n):
             h, w = 40 + 4 * (i % 3), 48

@@ -9,7 +9,8 @@ import pytest
 from training.__main__ import main, make_parser
 from training.options import CYCLEGAN_PRESETS, CycleGANOptions
 
-COMMANDS = ["dataset", "cyclegan", "rdn", "evaluate", "classifier", "export", "import-torch", "self-ensemble"]
+COMMANDS = ["dataset", "cyclegan", "rdn", "evaluate", "checkerboard", "classifier", "export", "import-torch",
+            "self-ensemble"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -69,20 +69,69 @@ def test_the_committed_classifiers_are_the_pinned_ones_for_each_pair():
         assert p["weights"] == f"{p['dataset']}_{p['size']}_e{p['epochs']}_s{p['seed']}.weights.h5"
 
 
+def photo_like_scenes(seed: int, n: int = 3, size: int = 256) -> np.ndarray:
+    """Random [-1, 1] scenes with a photo's 1/f spectrum."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size)))
+    spectra = np.fft.fft2(rng.normal(0, 1, (n, size, size, 3)), axes=(1, 2)) / np.maximum(f, 1 / size)[None, :, :, None]
+    scenes = np.real(np.fft.ifft2(spectra, axes=(1, 2)))
+    return np.clip(scenes / np.abs(scenes).max(axis=(1, 2, 3), keepdims=True) * 0.8, -1, 1).astype(np.float32)
+
+
 def test_checkerboard_figure_finds_a_period_four_pattern_and_not_photo_content():
     """Random scenes with a photo's 1/f spectrum score low; the same scenes with a faint period-4
     pattern (what two stride-2 transposed convolutions print) score far higher, rising with its strength."""
-    rng = np.random.default_rng(0)
-    f = np.hypot(*np.meshgrid(np.fft.fftfreq(256), np.fft.fftfreq(256)))
-    spectra = np.fft.fft2(rng.normal(0, 1, (3, 256, 256, 3)), axes=(1, 2)) / np.maximum(f, 1 / 256)[None, :, :, None]
-    scenes = np.real(np.fft.ifft2(spectra, axes=(1, 2)))
-    scenes = np.clip(scenes / np.abs(scenes).max(axis=(1, 2, 3), keepdims=True) * 0.8, -1, 1).astype(np.float32)
+    scenes = photo_like_scenes(0)
     yy, xx = np.mgrid[:256, :256]
     pattern = (np.cos(np.pi * xx / 2) * np.cos(np.pi * yy / 2) + np.cos(np.pi * xx))[None, :, :, None]
     clean = evaluate.checkerboard_db(scenes)
     faint, strong = (evaluate.checkerboard_db(scenes + a * pattern.astype(np.float32)) for a in (0.01, 0.05))
     assert np.all(clean < 4)
     assert np.all(faint > clean + 6) and np.all(strong > faint + 6)
+
+
+def test_the_shift_ensemble_to_serve_is_predicted_from_where_the_pattern_sits():
+    """A 'generator' printing a grid-tied pattern at quarter frequencies (1, 1) and, fainter, (2, 0):
+    `checkerboard_power` finds both; `shift_residue_db` ranks the shift ensembles by what each
+    keeps (the antidiagonal keeps (1, 1), the horizontal (2, 0), the others neither) and predicts
+    the figure each leaves when served, within a decibel."""
+    from pipeline import networks
+    from pipeline.manifests import SHIFT_STEPS
+
+    scenes = photo_like_scenes(1)
+
+    def generator(x):  # the pattern is tied to the output grid, whatever the size
+        yy, xx = np.mgrid[:x.shape[1], :x.shape[2]]
+        pattern = 0.04 * np.cos(np.pi * (xx + yy) / 2) + 0.008 * np.cos(np.pi * yy)
+        return x + pattern[None, :, :, None].astype(np.float32)
+
+    output, inputs = (evaluate.checkerboard_power(v).mean(axis=0) for v in (generator(scenes), scenes))
+    assert output[1, 1] > output[2, 0] > 10 * inputs[2, 0] and output[1, 1] > 100 * inputs[1, 1]
+
+    predicted = {name: evaluate.shift_residue_db(output, inputs, step) for name, step in SHIFT_STEPS.items()}
+    served = {name: float(evaluate.checkerboard_db(networks.served(generator, name)(scenes).numpy()).mean())
+              for name in SHIFT_STEPS}
+    for name in SHIFT_STEPS:
+        assert abs(predicted[name] - served[name]) < 1.0, (name, predicted, served)
+    plain = float(evaluate.checkerboard_db(generator(scenes)).mean())
+    assert plain > predicted["shifts-antidiagonal"] > predicted["shifts-horizontal"] + 3
+    assert predicted["shifts-horizontal"] > max(predicted["shifts"], predicted["shifts-vertical"]) + 3
+
+
+def test_checkerboard_command_ranks_the_shift_ensembles_for_each_generator_of_an_installed_pair(
+        make_pair, data_dir, tmp_path, capsys):
+    from pipeline.manifests import SHIFT_STEPS
+    from pipeline.registry import write_random_models
+
+    write_random_models(tmp_path / "models")
+    photos = make_pair(tmp_path / "day2night", domains=("day", "night"))
+    assert main(["checkerboard", "--data", str(photos), "--model-dir", str(tmp_path / "models"),
+                 "--data-dir", str(data_dir), "--max-images", "2"]) == 0
+    text = capsys.readouterr().out
+    for direction in ("day2night", "night2day"):
+        line = next(line for line in text.splitlines() if line.startswith(direction))
+        assert "served plain" in line and "2 held-out photos" in line
+    assert all(text.count(name + " ") == 2 for name in SHIFT_STEPS)
 
 
 def test_the_blurred_cycle_exposes_a_reconstruction_hidden_in_a_period_two_code():
