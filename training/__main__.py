@@ -59,6 +59,10 @@ def _self_ensemble_flag(parser: argparse.ArgumentParser, required: bool = False)
                              "way (e.g. day2night=flips,night2day=shifts-antidiagonal)")
 
 
+def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+
+
 _RAW_HELP = ("a run trained with --ema: use its last step's generator weights instead of their moving average "
              "(to compare the two)")
 
@@ -72,7 +76,7 @@ def make_parser() -> argparse.ArgumentParser:
                             description="Scan a pair folder, split it (split.csv, or 80/20 by content hash), "
                                         "build its TFDS dataset outside the repository and write photos.csv.")
     p.add_argument("data", help="pair folder: <pair>/<domain>/*.jpg (+ split.csv) or trainA/trainB/testA/testB")
-    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    _data_dir_flag(p)
     p.add_argument("--domains", help="the two domains as A,B (default: from the folder name, e.g. summer2winter)")
 
     p = commands.add_parser("cyclegan", help="train or resume a CycleGAN",
@@ -94,7 +98,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--run-dir", help="a CycleGAN run (its latest checkpoint)")
     source.add_argument("--model-dir", help="an exported models directory (e.g. models/)")
     p.add_argument("--out", required=True, help="folder for report.json, report.md and grid.jpg")
-    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    _data_dir_flag(p)
     p.add_argument("--size", type=int, help="evaluation size in px (default: the run's training size, or 256)")
     p.add_argument("--grid-rows", type=int, default=4, help="held-out photos per direction in grid.jpg")
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
@@ -109,7 +113,7 @@ def make_parser() -> argparse.ArgumentParser:
                                         "leave, best first; evaluate the best with `evaluate` before serving it.")
     p.add_argument("--data", required=True, help="the pair folder the model was trained on")
     p.add_argument("--model-dir", default="models", help="the models directory (default: models)")
-    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    _data_dir_flag(p)
     p.add_argument("--max-images", type=int, default=16, help="held-out photos per direction (0 = all; default 16)")
     _runtime_flags(p)
 
@@ -120,7 +124,7 @@ def make_parser() -> argparse.ArgumentParser:
                                         "the same classifier.")
     p.add_argument("--data", required=True, help="the pair folder")
     p.add_argument("--out", default=None, help="where pinned classifiers live (default: models/classifiers)")
-    p.add_argument("--data-dir", help="TFDS data_dir (default ~/.cache/seasons/tfds)")
+    _data_dir_flag(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the classifier's training")
     _runtime_flags(p)
 
