@@ -14,6 +14,7 @@ tanh; the RDN works in [0, 1], as ISR does.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 
@@ -342,6 +343,9 @@ def rdn(C: int, D: int, G: int, G0: int, x: int = 2) -> keras.Model:
     The Keras model is ISR's own; ISR's `predict` (with its per-call progress bar) is never
     used: the registry calls the model through a tf.function.
     """
+    # On import, ISR gives its utils module's logger a FileHandler writing `log_file` into the
+    # current directory (ISR.utils.logger.get_logger), unless that logger has a handler already.
+    logging.getLogger("ISR.utils.utils").addHandler(logging.NullHandler())
     from ISR.models.rdn import RDN
 
     network = RDN(arch_params={"C": C, "D": D, "G": G, "G0": G0, "x": x}, patch_size=None)

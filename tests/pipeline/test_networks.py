@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -244,3 +249,12 @@ def test_served_knows_only_the_listed_self_ensembles():
     assert networks.served(network, "none") is network
     with pytest.raises(ValueError, match="flips"):
         networks.served(network, "eightfold")
+
+
+def test_building_an_rdn_writes_no_file_into_the_working_directory(tmp_path):
+    """ISR's import attaches a FileHandler on `./log_file`; a worker's directory stays clean."""
+    root = Path(__file__).resolve().parents[2]
+    code = "from pipeline.networks import rdn; rdn(C=1, D=1, G=4, G0=4)"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert list(tmp_path.iterdir()) == []
