@@ -64,6 +64,10 @@ class _Template:
         with networks.dtype_policy(PRECISIONS[precision]):
             self.network = build_network(manifest)
         self.warm = False  # traced and run once: every model of the architecture is then ready
+        # One call at a time: a call already uses every intra-op thread, and a clean-clone CI saw
+        # overlapping calls give the same photo different bytes (oneDNN may split a call's sums by
+        # the threads it finds free), which serialised calls cannot.
+        self.lock = threading.Lock()
         size = manifest.input_size
         spec = tf.TensorSpec([None, size, size, 3], tf.float32)
 
@@ -96,7 +100,8 @@ class LoadedModel:
         self._network = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self._template.infer(*self._values, tf.convert_to_tensor(batch, tf.float32)).numpy()
+        with self._template.lock:
+            return self._template.infer(*self._values, tf.convert_to_tensor(batch, tf.float32)).numpy()
 
     def served_network(self, x: tf.Tensor) -> tf.Tensor:
         """This model as served (its `self_ensemble` included) on a batch of any size, through
