@@ -345,7 +345,9 @@ def rdn(C: int, D: int, G: int, G0: int, x: int = 2) -> keras.Model:
     """
     # On import, ISR gives its utils module's logger a FileHandler writing `log_file` into the
     # current directory (ISR.utils.logger.get_logger), unless that logger has a handler already.
-    logging.getLogger("ISR.utils.utils").addHandler(logging.NullHandler())
+    isr_logger = logging.getLogger("ISR.utils.utils")
+    if not isr_logger.handlers:
+        isr_logger.addHandler(logging.NullHandler())
     from ISR.models.rdn import RDN
 
     network = RDN(arch_params={"C": C, "D": D, "G": G, "G0": G0, "x": x}, patch_size=None)
