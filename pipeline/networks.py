@@ -25,8 +25,16 @@ from keras import layers
 
 from pipeline.manifests import SELF_ENSEMBLES, SHIFT_STEPS
 
-#: The init of the reference implementation: N(0, 0.02) for every convolution.
-_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+def _init() -> keras.initializers.Initializer:
+    """The reference implementation's init, N(0, 0.02), drawn afresh for each convolution.
+
+    One per layer: a Keras initializer instance holds one seed, so a shared instance gives every
+    layer of a shape the same weights (both discriminators, every residual block alike). Each new
+    instance takes its seed from Python's generator, which `keras.utils.set_random_seed` seeds, so
+    a seeded run initialises the same in every process.
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
 def to_model_range(pixels: tf.Tensor) -> tf.Tensor:
@@ -130,7 +138,7 @@ class NarrowConv2D(layers.Conv2D):
 
 def _conv_norm_relu(x, filters: int, kernel: int, stride: int, name: str):
     """Conv → instance norm → ReLU, the unit every generator stage is built of."""
-    x = layers.Conv2D(filters, kernel, strides=stride, kernel_initializer=_INIT, name=name)(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, kernel_initializer=_init(), name=name)(x)
     x = InstanceNorm(name=f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -140,7 +148,7 @@ def _residual_block(x, filters: int, name: str):
     y = ReflectionPad2D(1, name=f"{name}_pad1")(x)
     y = _conv_norm_relu(y, filters, 3, 1, f"{name}_conv1")
     y = ReflectionPad2D(1, name=f"{name}_pad2")(y)
-    y = layers.Conv2D(filters, 3, kernel_initializer=_INIT, name=f"{name}_conv2")(y)
+    y = layers.Conv2D(filters, 3, kernel_initializer=_init(), name=f"{name}_conv2")(y)
     y = InstanceNorm(name=f"{name}_conv2_norm")(y)
     return layers.Add(name=f"{name}_add")([x, y])
 
@@ -167,13 +175,13 @@ def _upsample(x, filters: int, name: str, mode: str = "transpose"):
     """
     if mode == "transpose":
         x = layers.Conv2DTranspose(
-            filters, 3, strides=2, padding="valid", kernel_initializer=_INIT, name=name
+            filters, 3, strides=2, padding="valid", kernel_initializer=_init(), name=name
         )(x)
         x = layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
     elif mode == "resize":
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
         x = ReflectionPad2D(1, name=f"{name}_pad")(x)
-        x = layers.Conv2D(filters, 3, kernel_initializer=_INIT, name=name)(x)
+        x = layers.Conv2D(filters, 3, kernel_initializer=_init(), name=name)(x)
     else:
         raise ValueError(f"unknown upsampler {mode!r}; known: {', '.join(UPSAMPLERS)}")
     x = InstanceNorm(name=f"{name}_norm")(x)
@@ -234,7 +242,7 @@ def resnet_generator(ngf: int = 64, n_blocks: int = 9, upsample: str = "transpos
     x = _upsample(x, ngf * 2, "up1", upsample)
     x = _upsample(x, ngf, "up2", upsample)
     x = ReflectionPad2D(3, name="out_pad")(x)
-    x = NarrowConv2D(3, 7, kernel_initializer=_INIT, name="out")(x)
+    x = NarrowConv2D(3, 7, kernel_initializer=_init(), name="out")(x)
     outputs = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -325,12 +333,12 @@ def patchgan_discriminator(ndf: int = 64, n_layers: int = 3, name: str = "discri
         stride = 2 if i < n_layers else 1
         filters = ndf * min(2**i, 8)
         x = layers.ZeroPadding2D(1, name=f"c{i}_pad")(x)
-        x = layers.Conv2D(filters, 4, strides=stride, kernel_initializer=_INIT, name=f"c{i}")(x)
+        x = layers.Conv2D(filters, 4, strides=stride, kernel_initializer=_init(), name=f"c{i}")(x)
         if i > 0:
             x = InstanceNorm(name=f"c{i}_norm")(x)
         x = layers.LeakyReLU(0.2, name=f"c{i}_lrelu")(x)
     x = layers.ZeroPadding2D(1, name="score_pad")(x)
-    outputs = layers.Conv2D(1, 4, kernel_initializer=_INIT, name="score", dtype="float32")(x)
+    outputs = layers.Conv2D(1, 4, kernel_initializer=_init(), name="score", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
