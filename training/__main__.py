@@ -91,8 +91,10 @@ def make_parser() -> argparse.ArgumentParser:
     opt.rdn_parser(p)
 
     p = commands.add_parser("evaluate", help="evaluate a CycleGAN on held-out photos",
-                            description="Domain-classifier target rate, cycle PSNR and input/output luminance "
-                                        "SSIM per direction; writes report.json, report.md and grid.jpg.")
+                            description="Target rate and KID under the pair's domain classifier beside the naive "
+                                        "baselines (the photo itself, colour transfer, histogram matching), cycle "
+                                        "PSNR, input/output luminance SSIM and checkerboard per direction; writes "
+                                        "report.json, report.md, grid.jpg and a sheet per direction.")
     p.add_argument("--data", required=True, help="the pair folder the model was trained on")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", help="a CycleGAN run (its latest checkpoint)")
@@ -104,6 +106,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=0, help="evaluate at most N photos per direction (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's training")
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
+    p.add_argument("--compare-with", metavar="MODEL_DIR",
+                   help="a models directory (e.g. the shipped models/) whose outputs fill a column of each sheet")
     _runtime_flags(p)
 
     p = commands.add_parser("checkerboard", help="which shift self-ensemble suits each generator of a pair",
@@ -118,10 +122,11 @@ def make_parser() -> argparse.ArgumentParser:
     _runtime_flags(p)
 
     p = commands.add_parser("classifier", help="pin a pair's domain classifier for evaluations",
-                            description="Train the pair's domain classifier (or take the one cached on this "
-                                        "machine) and write it with its sha256 and accuracy into --out, where "
-                                        "`evaluate` finds it: every machine then measures target rates with "
-                                        "the same classifier.")
+                            description="Train the pair's domain classifier on its real photos and, labelled with "
+                                        "their own domain, their naive translations towards the other (or take the "
+                                        "one cached on this machine) and write it with its sha256, accuracy and the "
+                                        "naive translations' target rates into --out, where `evaluate` finds it: "
+                                        "every machine then measures with the same classifier.")
     p.add_argument("--data", required=True, help="the pair folder")
     p.add_argument("--out", default=None, help="where pinned classifiers live (default: models/classifiers)")
     _data_dir_flag(p)
@@ -171,6 +176,9 @@ def _run_options(args, cls, presets: dict, saved_name: str):
     from training import runtime
 
     saved = Path(args.run_dir or cls.run_dir) / saved_name
+    state_dir = getattr(args, "state_dir", None)
+    if not saved.is_file() and state_dir and (Path(state_dir) / saved_name).is_file():
+        saved = Path(state_dir) / saved_name  # a fresh machine: the recipe comes with the committed state
     options = opt.resolve(args, cls, presets, saved)
     if not options.data:
         raise SystemExit("--data is required for a new run")
@@ -215,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             size = opt.CycleGANOptions.load(Path(args.run_dir) / "options.json").size if args.run_dir else 256
         report = evaluate.evaluate(args.data, args.out, run_dir=args.run_dir, model_dir=args.model_dir,
                                    data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
-                                   max_images=args.max_images, seed=args.seed, raw=args.raw)
+                                   max_images=args.max_images, seed=args.seed, raw=args.raw,
+                                   compare_with=args.compare_with)
         print(evaluate.markdown(report))
     elif args.command == "checkerboard":
         from training import evaluate
@@ -223,10 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         print(evaluate.shift_steps_text(evaluate.shift_steps(args.data, args.model_dir, data_dir=args.data_dir,
                                                              max_images=args.max_images)))
     elif args.command == "classifier":
-        from training import data, evaluate
+        from training import classifier, data
 
-        pinned = evaluate.pin_classifier(data.build(args.data, args.data_dir), args.out or evaluate.CLASSIFIER_DIR,
-                                         seed=args.seed)
+        pinned = classifier.pin(data.build(args.data, args.data_dir), args.out or classifier.PINNED_DIR, seed=args.seed)
         print(json.dumps(pinned, indent=2))
     elif args.command == "export":
         from training import export

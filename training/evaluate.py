@@ -1,9 +1,15 @@
-"""Evaluation without downloadable feature networks: a domain classifier trained here, cycle PSNR
-and input/output SSIM.
+"""Evaluation without downloadable feature networks: target rate and KID under the pair's own
+domain classifier, beside naive baselines; cycle PSNR, input/output SSIM, checkerboard.
 
-- Target rate: the share of translated held-out photos that a small CNN, trained on the
-  pair's real train split, assigns to the target domain. The classifier's own accuracy on the
-  real held-out photos is reported beside it, as the ceiling of what that rate means.
+- Target rate: the share of translated held-out photos that the pair's domain classifier
+  (`training.classifier`, trained to see through colour casts) assigns to the target domain;
+  its accuracy on the real held-out photos is reported beside it, as the ceiling of what that
+  rate means.
+- KID between the translated held-out photos and the real held-out photos of the target
+  domain, in the classifier's features (lower is closer).
+- Baselines: both figures for the naive translations of the same photos (`training.baselines`:
+  the photo itself, colour transfer, histogram matching). A model is only as good as its margin
+  over the best of them.
 - Cycle PSNR: how well F(G(x)) reconstructs x (dB, on [0, 1] pixels); and again through a
   [1 2 1]/4 binomial blur of G(x) (`hidden_code_blur`), which hardly shows at 256 px but zeroes
   period-2 patterns and halves period-4 ones: a generator pair that hides the reconstruction in
@@ -15,8 +21,8 @@ and input/output SSIM.
 
 from __future__ import annotations
 
-import datetime
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -25,131 +31,13 @@ import tensorflow as tf
 
 from pipeline import networks
 from pipeline.directions import pair_named
-from pipeline.manifests import SHIFT_STEPS, sha256_file
+from pipeline.manifests import SHIFT_STEPS
 from pipeline.networks import CHECKERBOARD_PERIOD
 from pipeline.registry import ModelRegistry
-from training import data, visuals
+from training import baselines, classifier, data, visuals
 
-CLASSIFIER_SIZE = 128
-
-
-def domain_classifier(size: int = CLASSIFIER_SIZE) -> keras.Model:
-    """A small CNN: four stages of two 3×3 convolutions (the first with stride 2), global
-    pooling, two logits (A, B). One convolution per stage underfit (52 % of the Yosemite
-    winter *training* photos), so each stage has a second."""
-    inputs = keras.Input((size, size, 3))
-    x = inputs
-    for filters in (24, 48, 96, 192):
-        for strides in (2, 1):
-            x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
-            x = keras.layers.ReLU()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.3)(x)
-    return keras.Model(inputs, keras.layers.Dense(2)(x), name="domain_classifier")
-
-
-def _labelled(builder, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = (data.load_images(builder, split, d, size) for d in (0, 1))
-    return np.concatenate([a, b]), np.concatenate([np.zeros(len(a), np.int32), np.ones(len(b), np.int32)])
-
-
-def _classifier_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Flip and a random crop of up to a fifth off each side, resized back: framing varies,
-    colour (what separates the domains) does not."""
-    size = image.shape[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    image = tf.image.stateless_random_flip_left_right(image, seeds[0])
-    side = tf.random.stateless_uniform([], seeds[1], int(size * 0.8), size + 1, dtype=tf.int32)
-    image = tf.image.stateless_random_crop(image, [side, side, 3], seeds[2])
-    return tf.image.resize(networks.to_model_range(image), (size, size), antialias=True)
-
-
-#: Pinned domain classifiers, one per pair dataset, trained once and committed: evaluations on any
-#: machine then use the same classifier (retrained ones move by a few points between CPU kinds, so
-#: figures from two machines could not be compared). `pin_classifier` writes them.
-CLASSIFIER_DIR = Path(__file__).resolve().parents[1] / "models" / "classifiers"
-
-
-def pinned_files(directory: Path | str, builder, *, epochs: int = 24, seed: int = 0,
-                 size: int = CLASSIFIER_SIZE) -> tuple[Path, Path]:
-    """A pinned classifier's weights and JSON in `directory`, named after the dataset's config (pair
-    and a hash of its photos) and the recipe."""
-    name = f"{builder.builder_config.name}_{size}_e{epochs}_s{seed}"
-    return Path(directory) / f"{name}.weights.h5", Path(directory) / f"{name}.json"
-
-
-def train_classifier(builder, *, epochs: int = 24, seed: int = 0, size: int = CLASSIFIER_SIZE,
-                     cache: bool = True, pinned_dir: Path | str | None = CLASSIFIER_DIR) -> tuple[keras.Model, dict]:
-    """The pair's domain classifier and its accuracy on the real test split: the one pinned in
-    `pinned_dir` for exactly this dataset and recipe if there is one (its sha256 checked), else
-    trained here (cached beside the build)."""
-    keras.utils.set_random_seed(seed)
-    model = domain_classifier(size)
-    x_test, y_test = _labelled(builder, "test", size)
-    pinned, facts_file = pinned_files(pinned_dir or "", builder, epochs=epochs, seed=seed, size=size)
-    cached = Path(builder.data_dir) / f"classifier_v2_{size}_e{epochs}_s{seed}.weights.h5"
-    source = "trained on this machine"
-    if pinned_dir and pinned.is_file():
-        if sha256_file(pinned) != json.loads(facts_file.read_text())["sha256"]:
-            raise ValueError(f"{pinned} does not match the sha256 in {facts_file.name}: re-pin it "
-                             "with `python -m training classifier`")
-        model.load_weights(pinned)
-        source = f"pinned: {pinned.name}"
-    elif cache and cached.is_file():
-        model.load_weights(cached)
-    else:
-        x, y = _labelled(builder, "train", size)
-        counts = np.bincount(y, minlength=2)
-        class_weights = {c: len(y) / (2 * counts[c]) for c in (0, 1)}  # balance the domains
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
-        ds = ds.enumerate().map(lambda i, xy: (_classifier_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])),
-                                               xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(32).prefetch(tf.data.AUTOTUNE)
-        steps = epochs * int(np.ceil(len(x) / 32))
-        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        model.fit(ds, epochs=epochs, class_weight=class_weights, verbose=0, shuffle=False)
-        if cache:
-            model.save_weights(cached)
-    predicted = classify(model, x_test)
-    per_domain = {int(c): float(np.mean(predicted[y_test == c] == c)) for c in (0, 1)}
-    return model, {"test_accuracy": float(np.mean(predicted == y_test)),
-                   "balanced_accuracy": float(np.mean(list(per_domain.values()))),
-                   "per_domain": per_domain, "n_test": int(len(y_test)), "n_train_epochs": epochs,
-                   "source": source}
-
-
-def pin_classifier(builder, out_dir: Path | str = CLASSIFIER_DIR, *, epochs: int = 24, seed: int = 0,
-                   size: int = CLASSIFIER_SIZE) -> dict:
-    """Write this machine's classifier for the pair (trained, or the cached one) into `out_dir`
-    with a JSON of its dataset, recipe, sha256 and accuracy, which it returns; `evaluate` uses
-    that classifier from then on."""
-    model, facts = train_classifier(builder, epochs=epochs, seed=seed, size=size, pinned_dir=None)
-    path, facts_file = pinned_files(out_dir, builder, epochs=epochs, seed=seed, size=size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weights_only = domain_classifier(size)  # a trained model would also save its optimizer's state (2× more)
-    weights_only.set_weights(model.get_weights())
-    weights_only.save_weights(path)
-    domains = builder.builder_config.domains
-    pinned = {
-        "weights": path.name, "dataset": builder.builder_config.name, "size": size, "epochs": epochs,
-        "seed": seed, "sha256": sha256_file(path), "tensorflow": tf.__version__,
-        "pinned": datetime.date.today().isoformat(),
-        **{k: facts[k] for k in ("test_accuracy", "balanced_accuracy", "n_test")},
-        "per_domain": {domains[k]: v for k, v in facts["per_domain"].items()},
-    }
-    data.save_json(pinned, facts_file)
-    return pinned
-
-
-def classify(model: keras.Model, images, batch: int = 64) -> np.ndarray:
-    """Predicted domain (0 = A, 1 = B) of uint8 images, or of [-1, 1] floats."""
-    images = tf.convert_to_tensor(images)
-    x = networks.to_model_range(images) if images.dtype == tf.uint8 else images
-    x = tf.image.resize(x, (model.input_shape[1], model.input_shape[2]), antialias=True)
-    return np.argmax(model.predict(x, batch_size=batch, verbose=0), axis=1)
-
+#: Held-out photos per direction in each sheet (input | compared model | model | colour transfer).
+SHEET_ROWS = 8
 
 def _luma(x):
     """[-1, 1] RGB → [0, 1] luminance (BT.601)."""
@@ -251,8 +139,27 @@ def hidden_code_blur(images: tf.Tensor) -> tf.Tensor:
     return separable_blur(tf.cast(images, tf.float32), tf.constant([1.0, 2.0, 1.0]) / 4.0)
 
 
-def evaluate_direction(forward, backward, images: np.ndarray, classifier, target: int, batch: int = 8) -> dict:
-    """Target rate, cycle PSNR and luminance SSIM of one direction over uint8 test photos."""
+@dataclass(frozen=True)
+class Judge:
+    """The pair's domain classifier and the features of both domains' real held-out photos: the
+    target rate and KID of any set of translated photos."""
+
+    model: keras.Model
+    real_features: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, model: keras.Model, builder, size: int) -> Judge:
+        return cls(model, tuple(classifier.features(model, data.load_images(builder, "test", d, size))
+                                for d in (0, 1)))
+
+    def figures(self, images, target: int) -> dict[str, float]:
+        """Target rate and KID (to the target domain's real held-out photos) of uint8 or [-1, 1] images."""
+        return {"target_rate": float(np.mean(classifier.classify(self.model, images) == target)),
+                "kid": classifier.kid(classifier.features(self.model, images), self.real_features[target])}
+
+
+def evaluate_direction(forward, backward, images: np.ndarray, judge: Judge, target: int, batch: int = 8) -> dict:
+    """Target rate, KID, cycle PSNR, luminance SSIM and checkerboard of one direction over uint8 photos."""
     outputs, recs, blurred_recs = [], [], []
     for i in range(0, len(images), batch):
         x = networks.to_model_range(images[i:i + batch])
@@ -267,7 +174,7 @@ def evaluate_direction(forward, backward, images: np.ndarray, classifier, target
         return float(np.mean(tf.image.psnr((reconstruction + 1) / 2, (x + 1) / 2, max_val=1.0)))
 
     return {
-        "target_rate": float(np.mean(classify(classifier, y) == target)),
+        **judge.figures(y, target),
         "cycle_psnr": psnr(z),
         "cycle_psnr_blurred": psnr(np.concatenate(blurred_recs)),
         "ssim_luma": float(np.mean(tf.image.ssim(_luma(x), _luma(y), max_val=1.0))),
@@ -276,6 +183,13 @@ def evaluate_direction(forward, backward, images: np.ndarray, classifier, target
         "n": int(len(images)),
         "_outputs": y, "_recs": z,
     }
+
+
+def naive_baselines(images: np.ndarray, judge: Judge, target: int,
+                    colours: baselines.DomainColours) -> tuple[dict, dict[str, np.ndarray]]:
+    """The figures of each naive translation of the same photos towards the target domain, and the translations."""
+    naive = baselines.naive_translations(images, colours)
+    return {name: judge.figures(translated, target) for name, translated in naive.items()}, naive
 
 
 def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, raw: bool = False):
@@ -294,54 +208,90 @@ def generators_of(run_dir: str | None, model_dir: str | None, pair_name: str, ra
     return a2b, b2a, {"model_dir": model_dir, "self_ensemble": a2b.manifest.self_ensemble}
 
 
+def _translated(generator, images: np.ndarray, batch: int = 8) -> np.ndarray:
+    return np.concatenate([visuals.to_uint8(np.asarray(generator(networks.to_model_range(images[i:i + batch]))))
+                           for i in range(0, len(images), batch)])
+
+
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,
              data_dir: str | None = None, size: int = 256, grid_rows: int = 4, max_images: int = 0,
-             seed: int = 0, raw: bool = False) -> dict:
-    """Evaluate a pair's two directions on its held-out photos; write report.json, report.md, grid.jpg."""
+             seed: int = 0, raw: bool = False, compare_with: str | None = None) -> dict:
+    """Evaluate a pair's two directions on its held-out photos beside the naive baselines; write
+    report.json, report.md, grid.jpg (input | output | reconstruction) and one sheet per direction
+    (`sheet_<direction>.jpg`: input | the `compare_with` models' output, if given | output | colour
+    transfer, the same first held-out photos every time)."""
     builder = data.build(data_path, data_dir)
     domains = builder.builder_config.domains
     pair_name = Path(data_path).resolve().name
-    classifier, classifier_facts = train_classifier(builder, seed=seed)
+    model, classifier_facts = classifier.load_or_train(builder, seed=seed)
+    judge = Judge.of(model, builder, size)
+    colours = classifier.domain_colours(builder)
     a2b, b2a, source = generators_of(run_dir, model_dir, pair_name, raw)
+    compared = generators_of(None, compare_with, pair_name)[:2] if compare_with else None
     report = {"pair": pair_name, "data": str(Path(data_path).resolve()), "size": size, "grid_rows": grid_rows,
-              "source": source,
+              "source": source, "compared_with": compare_with,
               "classifier": {**classifier_facts,
                              "per_domain": {domains[k]: v for k, v in classifier_facts["per_domain"].items()}},
               "directions": {}}
     rows = []
+    out_dir = Path(out_dir)
     for source, forward, backward in ((0, a2b, b2a), (1, b2a, a2b)):
         images = data.load_images(builder, "test", source, size)
         if max_images:
             images = images[:max_images]
-        result = evaluate_direction(forward, backward, images, classifier, 1 - source)
-        name = f"{domains[source]}2{domains[1 - source]}"
+        target = 1 - source
+        result = evaluate_direction(forward, backward, images, judge, target)
+        result["baselines"], naive = naive_baselines(images, judge, target, colours[target])
+        result["margin_over_best_baseline"] = result["target_rate"] - max(
+            b["target_rate"] for b in result["baselines"].values())
+        name = f"{domains[source]}2{domains[target]}"
         for i in range(min(grid_rows, len(images))):
             rows.append([images[i], visuals.to_uint8(result["_outputs"][i]), visuals.to_uint8(result["_recs"][i])])
-        report["directions"][name] = {k: round(v, 4) if isinstance(v, float) else v
-                                      for k, v in result.items() if not k.startswith("_")}
-    out_dir = Path(out_dir)
+        shown = slice(0, min(SHEET_ROWS, len(images)))
+        columns = [images[shown]]
+        if compared:
+            columns.append(_translated(compared[source], images[shown]))
+        columns += [visuals.to_uint8(result["_outputs"][shown]), naive["colour_transfer"][shown]]
+        visuals.save_image(visuals.grid([list(row) for row in zip(*columns, strict=True)]),
+                           out_dir / f"sheet_{name}.jpg")
+        report["directions"][name] = _rounded({k: v for k, v in result.items() if not k.startswith("_")})
     data.save_json(report, out_dir / "report.json")
     (out_dir / "report.md").write_text(markdown(report))
     visuals.save_image(visuals.grid(rows), out_dir / "grid.jpg")
     return report
 
 
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 5) if isinstance(value, float) else value
+
+
 def markdown(report: dict) -> str:
     c = report["classifier"]
     per = ", ".join(f"{d} {v:.1%}" for d, v in c["per_domain"].items())
+    compared = f"`{report['compared_with']}` | " if report.get("compared_with") else ""
     lines = [
         f"# Evaluation: {report['pair']}", "",
         f"Source: `{json.dumps(report['source'])}`; held-out photos of `{report['data']}` at {report['size']} px.", "",
-        f"Domain classifier (trained on the real train split; {c['source']}): test accuracy "
-        f"{c['test_accuracy']:.1%} ({per}; {c['n_test']} photos).", "",
-        "| direction | photos | classified as target | cycle PSNR (dB) | cycle PSNR, G(x) blurred (dB) "
-        "| input/output luminance SSIM | checkerboard (dB), input → output |",
+        f"Domain classifier (real photos + naive translations as negatives; {c['source']}): accuracy on real "
+        f"held-out photos {c['test_accuracy']:.1%} ({per}; {c['n_test']} photos).", "",
+        "Target rate (classified as the target domain) and KID ×10³ to the target domain's real held-out photos "
+        "(classifier features; lower is closer), the model beside the naive translations of the same photos:", "",
+        "| direction | photos | model | photo itself | colour transfer | histogram matching | margin over best |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["directions"].items():
-        lines.append(f"| {name} | {r['n']} | {r['target_rate']:.1%} | {r['cycle_psnr']:.2f} "
-                     f"| {r['cycle_psnr_blurred']:.2f} | {r['ssim_luma']:.3f} "
+        cells = [r] + [r["baselines"][b] for b in baselines.NAIVE_TRANSLATIONS]
+        lines.append(f"| {name} | {r['n']} | " + " | ".join(f"{f['target_rate']:.1%} · {1000 * f['kid']:.1f}"
+                                                            for f in cells)
+                     + f" | {100 * r['margin_over_best_baseline']:+.1f} pts |")
+    lines += ["", "| direction | cycle PSNR (dB) | cycle PSNR, G(x) blurred (dB) | input/output luminance SSIM "
+              "| checkerboard (dB), input → output |", "|---|---:|---:|---:|---:|"]
+    for name, r in report["directions"].items():
+        lines.append(f"| {name} | {r['cycle_psnr']:.2f} | {r['cycle_psnr_blurred']:.2f} | {r['ssim_luma']:.3f} "
                      f"| {r['input_checkerboard_db']:.1f} → {r['checkerboard_db']:.1f} |")
     lines += ["", f"grid.jpg: input | output | reconstruction, the first {report['grid_rows']} held-out photos "
-              "of each direction.", ""]
+              f"of each direction. sheet_<direction>.jpg: input | {compared}output | colour transfer, the first "
+              f"{SHEET_ROWS}.", ""]
     return "\n".join(lines)

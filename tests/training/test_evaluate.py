@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from pipeline.directions import PAIRS
+from pipeline.directions import PAIRS, pair_named
 from pipeline.manifests import sha256_file
-from training import cyclegan, data, evaluate
+from training import baselines, classifier, cyclegan, data, evaluate
 from training.__main__ import main
 
 
@@ -20,14 +21,20 @@ def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, t
     report = evaluate.evaluate(opts.data, tmp_path / "eval", run_dir=opts.run_dir, data_dir=opts.data_dir,
                                size=32, grid_rows=2)
     assert report["classifier"]["n_test"] == 4  # 20 % of 10 warm + 8 cold
-    assert report["classifier"]["test_accuracy"] >= 0.75  # warm vs cold tints are easy
     assert set(report["directions"]) == {"warm2cold", "cold2warm"}
     for figures in report["directions"].values():
         assert 0 <= figures["target_rate"] <= 1 and figures["cycle_psnr"] > 0 and -1 <= figures["ssim_luma"] <= 1
         assert np.isfinite(figures["checkerboard_db"]) and np.isfinite(figures["input_checkerboard_db"])
+        assert set(figures["baselines"]) == set(baselines.NAIVE_TRANSLATIONS)
+        best = max(b["target_rate"] for b in figures["baselines"].values())
+        assert figures["margin_over_best_baseline"] == pytest.approx(figures["target_rate"] - best, abs=1e-4)
+        assert all(np.isfinite(f["kid"]) for f in (figures, *figures["baselines"].values()))
     assert json.loads((tmp_path / "eval" / "report.json").read_text()) == report
-    assert "| warm2cold |" in (tmp_path / "eval" / "report.md").read_text()
+    text = (tmp_path / "eval" / "report.md").read_text()
+    assert "| warm2cold |" in text and "histogram matching" in text
     assert (tmp_path / "eval" / "grid.jpg").stat().st_size > 0
+    for direction in ("warm2cold", "cold2warm"):  # input | output | colour transfer, 2 held-out photos each
+        assert Image.open(tmp_path / "eval" / f"sheet_{direction}.jpg").size == (3 * 32, 2 * 32)
     assert report["classifier"]["source"] == "trained on this machine"  # no pinned one for this dataset
 
 
@@ -38,35 +45,38 @@ def test_a_pinned_classifier_is_the_one_evaluations_use_for_its_dataset_only(pai
     pinned = json.loads(capsys.readouterr().out)
     builder = data.build(pair_dir, data_dir)
     assert pinned["dataset"] == builder.builder_config.name and pinned["n_test"] == 4
-    weights_file, facts_file = evaluate.pinned_files(pins, builder)
+    weights_file, facts_file = classifier.pinned_files(pins, builder)
     assert weights_file.name == pinned["weights"] and sha256_file(weights_file) == pinned["sha256"]
 
     # Pinned beats the classifier cached on this machine: pin other weights and get exactly those.
-    other = evaluate.domain_classifier()
+    other = classifier.domain_classifier()
     other.save_weights(weights_file)
     facts_file.write_text(json.dumps({**pinned, "sha256": sha256_file(weights_file)}))
-    model, facts = evaluate.train_classifier(builder, pinned_dir=pins)
+    model, facts = classifier.load_or_train(builder, pinned_dir=pins)
     assert facts["source"] == f"pinned: {weights_file.name}"
     for got, want in zip(model.get_weights(), other.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
 
     # Another set of photos under the same pair name is not measured with it.
     elsewhere = data.build(make_pair(tmp_path / "elsewhere" / "warm2cold", seed=1), data_dir)
-    assert evaluate.train_classifier(elsewhere, pinned_dir=pins)[1]["source"] == "trained on this machine"
+    assert classifier.load_or_train(elsewhere, pinned_dir=pins)[1]["source"] == "trained on this machine"
 
     # Weights that are not the pinned ones are refused, not silently used.
     weights_file.write_bytes(weights_file.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="does not match the sha256"):
-        evaluate.train_classifier(builder, pinned_dir=pins)
+        classifier.load_or_train(builder, pinned_dir=pins)
 
 
 def test_the_committed_classifiers_are_the_pinned_ones_for_each_pair():
     """Every pair's evaluation uses a classifier committed with the project (its hash as pinned)."""
-    pinned = [json.loads(p.read_text()) for p in sorted(evaluate.CLASSIFIER_DIR.glob("*.json"))]
+    pinned = [json.loads(p.read_text()) for p in sorted(classifier.PINNED_DIR.glob("*.json"))]
     assert sorted(p["dataset"].split("_")[0] for p in pinned) == sorted(pair.name for pair in PAIRS)
     for p in pinned:
-        assert sha256_file(evaluate.CLASSIFIER_DIR / p["weights"]) == p["sha256"]
-        assert p["weights"] == f"{p['dataset']}_{p['size']}_e{p['epochs']}_s{p['seed']}.weights.h5"
+        assert sha256_file(classifier.PINNED_DIR / p["weights"]) == p["sha256"]
+        assert p["weights"] == f"{p['dataset']}_{p['size']}_e{p['epochs']}_s{p['seed']}_{p['recipe']}.weights.h5"
+        assert p["recipe"] == classifier.RECIPE
+        pair = pair_named(p["dataset"].split("_")[0])
+        assert set(p["naive_target_rates"]) == {pair.direction(g).value for g in ("a2b", "b2a")}
 
 
 def photo_like_scenes(seed: int, n: int = 3, size: int = 256) -> np.ndarray:
