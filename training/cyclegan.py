@@ -15,6 +15,7 @@ as one that never stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from pipeline import networks, weights
 from pipeline.manifests import CYCLEGAN, Manifest, read_manifest
-from training import data, runtime, visuals
+from training import data, run_state, runtime, visuals
 from training.options import CycleGANOptions
 
 
@@ -276,9 +277,11 @@ class Trainer:
     """Runs a CycleGAN on a pair's photos: data, loop, checkpoints, samples, logs, progress."""
 
     def __init__(self, opts: CycleGANOptions, train_a: np.ndarray, train_b: np.ndarray,
-                 samples_a: np.ndarray, samples_b: np.ndarray):
+                 samples_a: np.ndarray, samples_b: np.ndarray, dataset: str = ""):
         self.opts = opts
         self.run_dir = Path(opts.run_dir)
+        self.dataset = dataset  # the TFDS build's name (pair and photos' hash), recorded in the run's state
+        self._state_step = -1  # the step whose state is in state_dir
         self.train_a, self.train_b = train_a, train_b
         self.samples_a, self.samples_b = samples_a, samples_b
         self.steps_per_epoch = max(len(train_a), len(train_b)) // opts.batch_size
@@ -287,7 +290,11 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.model.checkpoint, str(self.run_dir / "checkpoints"),
                                                   max_to_keep=2, step_counter=self.model.step)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.manager.latest_checkpoint:
+        latest = self.manager.latest_checkpoint
+        checkpoint_step = int(latest.rsplit("-", 1)[1]) if latest else -1
+        if run_state.exists(opts.state_dir) and run_state.step_of(opts.state_dir) > checkpoint_step:
+            self._resume_from_state()
+        elif self.manager.latest_checkpoint:
             self.model.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
         elif opts.init_from:
             start, exported = self.model.start_from(opts.init_from)
@@ -299,6 +306,27 @@ class Trainer:
             if opts.distill:
                 self.save()  # a resume starts after the fit
         opts.save(self.run_dir / "options.json")
+
+    def _resume_from_state(self) -> None:
+        """Continue from the committed state in `state_dir` (a fresh machine, or a later state than
+        this run directory's), after checking it was trained on the same photos."""
+        facts = json.loads((Path(self.opts.state_dir) / run_state.FACTS_FILE).read_text())
+        if self.dataset and facts.get("dataset") not in (None, self.dataset):
+            raise SystemExit(f"{self.opts.state_dir} was trained on {facts['dataset']}, not on these photos "
+                             f"({self.dataset})")
+        self._state_step = run_state.load(self.model, self.opts.state_dir)
+        self.save()  # the run directory now holds the run too (export and evaluate read it)
+
+    def save_state(self, images_per_s: float = math.nan) -> dict | None:
+        """Write the run's committable state to `state_dir` (if set), rounding the live run to it;
+        once per step (rounding again what was just rounded would move it by a float's last bit)."""
+        if not self.opts.state_dir or self._state_step == self.step:
+            return None
+        self._state_step = self.step
+        return run_state.save(self.model, self.opts.state_dir, self.opts.to_dict(), {
+            "dataset": self.dataset, "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            "epoch": round(self.step / self.steps_per_epoch, 3),
+            "images_per_s": None if math.isnan(images_per_s) else round(images_per_s, 3)})
 
     def distill(self, teachers: tuple[keras.Model, keras.Model], progress: bool = True) -> dict:
         """`opts.distill` steps fitting the new run's generators to the model it starts from, on the
@@ -392,19 +420,26 @@ class Trainer:
                         tf.summary.scalar("learning_rate", self.model.learning_rate, step=step)
                         if timed_seconds:
                             tf.summary.scalar("images_per_s", speed, step=step)
+                state_due = o.state_every and step % o.state_every == 0
+                if state_due:  # before the checkpoint, which then holds the run as rounded to the state
+                    self.save_state(speed)
                 if step % self.steps_per_epoch == 0:
                     self.end_of_epoch(step // self.steps_per_epoch, writer)
                     self.save(speed)
-                elif o.save_every and step % o.save_every == 0:
+                elif state_due or (o.save_every and step % o.save_every == 0):
                     self.save(speed)
         except KeyboardInterrupt:
+            self.save_state()
             bar.write(f"interrupted: checkpoint at step {self.step} in {self.save()}")
             raise
         finally:
             bar.close()
             writer.flush()
         speed = timed_steps * o.batch_size / timed_seconds if timed_seconds else math.nan
-        if self.step % self.steps_per_epoch:  # an epoch end already saved
+        if o.state_dir:
+            self.save_state(speed)
+            self.save(speed)
+        elif self.step % self.steps_per_epoch:  # an epoch end already saved
             self.save(speed)
         if not (self.run_dir / "samples").is_dir():  # a run shorter than an epoch still shows its samples
             self.end_of_epoch(math.ceil(self.step / self.steps_per_epoch), writer)
@@ -424,5 +459,5 @@ def train(opts: CycleGANOptions, progress: bool = True) -> dict:
     train_b = pick(data.load_images(builder, "train", 1, aug.load_size), opts.max_photos)
     samples_a = data.load_images(builder, "test", 0, opts.size)[:opts.samples]
     samples_b = data.load_images(builder, "test", 1, opts.size)[:opts.samples]
-    trainer = Trainer(opts, train_a, train_b, samples_a, samples_b)
+    trainer = Trainer(opts, train_a, train_b, samples_a, samples_b, dataset=builder.builder_config.name)
     return trainer.fit(progress)

@@ -17,6 +17,7 @@ from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.directions import Pair, pair_named
 from pipeline.manifests import Manifest, per_direction, read_manifests, write_manifest
+from training import run_state
 from training.cyclegan import STARTED_FROM
 from training.options import EXPORTED_GENERATORS, CycleGANOptions
 
@@ -31,7 +32,8 @@ def git_commit() -> str:
 
 
 def load_generators(run_dir: Path | str, raw: bool = False) -> tuple[CycleGANOptions, object, object, int]:
-    """The run's options, its two generators from the latest checkpoint, and the step reached.
+    """The run's options, its two generators from the latest checkpoint (or, in a committed run
+    state's folder, from the state), and the step reached.
 
     A run that keeps a moving average of its generators (`--ema`) gives the average unless `raw`.
     """
@@ -41,6 +43,11 @@ def load_generators(run_dir: Path | str, raw: bool = False) -> tuple[CycleGANOpt
     g_ba = networks.resnet_generator(**opts.architecture, name="g_ba")
     step = tf.Variable(0, dtype=tf.int64)
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None and run_state.exists(run_dir):  # a committed run state (models/runs/<pair>)
+        w_ab, w_ba, reached = run_state.generator_weights(run_dir, [tuple(w.shape) for w in g_ab.weights], raw)
+        g_ab.set_weights(w_ab)
+        g_ba.set_weights(w_ba)
+        return opts, g_ab, g_ba, reached
     if latest is None:
         raise SystemExit(f"{run_dir}/checkpoints has no checkpoint to export")
     names = ("g_ab", "g_ba") if raw or not opts.ema else ("ema_ab", "ema_ba")
@@ -145,8 +152,11 @@ def set_self_ensemble(model_dir: Path | str, pair: str, self_ensemble: str | dic
 
 
 def _steps_per_epoch(run_dir: Path) -> int:
-    path = Path(run_dir) / "progress.json"
-    return json.loads(path.read_text())["steps_per_epoch"] if path.is_file() else 0
+    """From a run's progress.json, or a committed state's facts (both record it)."""
+    for name in ("progress.json", run_state.FACTS_FILE):
+        if (Path(run_dir) / name).is_file():
+            return json.loads((Path(run_dir) / name).read_text()).get("steps_per_epoch", 0)
+    return 0
 
 
 # --- PyTorch reference (junyanz/pytorch-CycleGAN-and-pix2pix) ---------------------------------

@@ -52,11 +52,16 @@ class CycleGANOptions:
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)
     log_every: int = 25  # steps between TensorBoard scalars
     max_steps: int = 0  # stop this invocation after so many steps (0 = train to the end)
+    state_dir: str = ""  # where the run's committable state lives, e.g. models/runs/day2night ('' = none)
+    state_every: int = 0  # steps between states written to state_dir (0 = only when an invocation ends)
     threads: int = 0  # TensorFlow CPU threads (0 = all cores)
     deterministic: bool = False  # enable_op_determinism (slower; bitwise repeatable)
 
     #: Options a resumed run may change; all others are the recipe and come from the run.
-    RUNTIME = ("max_steps", "threads", "save_every", "log_every", "samples", "deterministic")
+    RUNTIME = ("max_steps", "threads", "save_every", "log_every", "samples", "deterministic", "state_dir",
+               "state_every")
+    #: Where things are on this machine, not what the recipe is: a run resumed elsewhere may change them.
+    LOCATIONS = ("data", "data_dir", "run_dir")
 
     @property
     def architecture(self) -> dict:
@@ -133,6 +138,11 @@ _HELP = {
     "save_every": "steps between checkpoints (one is also written at each epoch end and on Ctrl-C or SIGTERM)",
     "log_every": "steps between TensorBoard scalar logs",
     "max_steps": "stop this invocation after N steps (checkpoint written; run again to resume)",
+    "state_dir": "a folder for the run's complete state in a compact, committable form (e.g. models/runs/day2night, "
+                 "about 23 MB for the cpu preset): written every --state-every steps and whenever this invocation "
+                 "ends (Ctrl-C and SIGTERM too); a run whose --run-dir holds no later checkpoint resumes from it, so a "
+                 "fresh clone on any machine continues the run exactly",
+    "state_every": "steps between states written to --state-dir (0 = only when this invocation ends)",
     "threads": "TensorFlow CPU threads (0 = all cores); --threads 1 keeps a core free",
     "deterministic": "enable TensorFlow op determinism (bitwise repeatable, slower)",
 }
@@ -174,7 +184,7 @@ def resolve(args: argparse.Namespace, cls, presets: dict, saved: Path | None = N
     if saved is not None and saved.is_file():
         options = cls.load(saved)
         clash = {k: v for k, v in given.items()
-                 if k not in cls.RUNTIME and k not in ("data_dir", "run_dir") and getattr(options, k) != v}
+                 if k not in cls.RUNTIME + cls.LOCATIONS and getattr(options, k) != v}
         if clash:
             raise SystemExit(f"{saved} resumes a run with other options; differing: {clash}. "
                              "Use a new --run-dir to change the recipe.")
@@ -220,6 +230,7 @@ class RDNOptions:
     deterministic: bool = False
 
     RUNTIME = ("max_steps", "threads", "save_every", "eval_images", "report_generators", "deterministic")
+    LOCATIONS = CycleGANOptions.LOCATIONS
 
     @property
     def architecture(self) -> dict:
