@@ -2,7 +2,7 @@
 
 The document and the service cannot then disagree about what a field accepts: jsonschema
 judges each value by its schema, and a refusal names the field with the error `code` that the
-schema gives it (`x-error-code`, else bad_option).
+schema gives it (`x-error-code`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def checked_fields(sent: MultiDict[str, str], schema: dict) -> dict[str, Any]:
     for name, field in schema["properties"].items():
         if field.get("format") == "binary":
             continue
-        code = InputErrorCode(field.get("x-error-code", InputErrorCode.BAD_OPTION))
+        code = InputErrorCode(field["x-error-code"])
         texts = sent.getlist(name)
         if not texts:
             if name in schema.get("required", ()):
