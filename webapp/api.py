@@ -12,19 +12,18 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import select
 
-from pipeline import Direction, InputError, InputErrorCode, direction_status
-from pipeline.intake import MIN_SIDE, PHOTO_FORMATS
+from pipeline import InputError, InputErrorCode, direction_status
+from pipeline.intake import MIN_SIDE
 from webapp.extensions import csrf, db, limiter
 from webapp.images import side_by_side_png, thumbnail_jpeg
-from webapp.jobs import create_job, parse_submission
+from webapp.jobs import create_job, intake_limits, parse_submission
 from webapp.models import Job, JobStatus, iso, utcnow
-from webapp.openapi import openapi_document
+from webapp.openapi import LIST_QUERY, PHOTO_MEDIA_TYPES, openapi_document, submission_schema
 from webapp.storage import storage
+from webapp.validation import checked_fields
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # the API applies its own rule: see check_csrf
-
-MAX_PER_PAGE = 100
 
 
 @bp.before_request
@@ -105,8 +104,7 @@ def create() -> tuple[Response, int, dict]:
     upload = request.files.get("file")
     if upload is None:
         raise InputError(InputErrorCode.EMPTY, "attach the photo as the multipart field 'file'")
-    form = request.form
-    submission = parse_submission(form.get("direction"), form.get("crop"), form.get("enhance"), form.get("size"))
+    submission = parse_submission(checked_fields(request.form, submission_schema(intake_limits())))
     job = create_job(upload.read(), upload.filename, submission)
     location = url_for("api.get_job", job_id=job.public_id)
     return jsonify(job_json(job)), 202, {"Location": location}
@@ -121,18 +119,13 @@ def get_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     if current_app.config["HISTORY_VISIBILITY"] != "public":
         abort(404, description="this site keeps its history private; follow a job through its own link")
+    args = checked_fields(request.args, LIST_QUERY)
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
-    status = request.args.get("status")
-    if status:
-        try:
-            query = query.where(Job.status == JobStatus(status))
-        except ValueError:
-            valid = ", ".join(s.value for s in JobStatus)
-            raise InputError(InputErrorCode.BAD_OPTION, f"status must be one of {valid}, got {status!r}") from None
-    direction = request.args.get("direction")
-    if direction:
-        query = query.where(Job.direction == Direction.parse(direction).value)
-    page = db.paginate(query, max_per_page=MAX_PER_PAGE, error_out=False)
+    if "status" in args:
+        query = query.where(Job.status == JobStatus(args["status"]))
+    if "direction" in args:
+        query = query.where(Job.direction == args["direction"])
+    page = db.paginate(query, page=args["page"], per_page=args["per_page"], error_out=False)
     return jsonify({
         "jobs": [job_json(job) for job in page.items],
         "page": page.page,
@@ -163,7 +156,7 @@ def directions() -> Response:
         "limits": {
             "max_bytes": current_app.config["MAX_UPLOAD_BYTES"],
             "max_pixels": current_app.config["MAX_UPLOAD_PIXELS"],
-            "formats": sorted(set(PHOTO_FORMATS.values())),
+            "formats": PHOTO_MEDIA_TYPES,
             "min_side": MIN_SIDE,
         },
     })
@@ -171,7 +164,7 @@ def directions() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(intake_limits()))
 
 
 def _cached(key: str, mime_type: str, make: Callable[[], bytes]) -> bytes:

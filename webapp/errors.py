@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 
 from flask import Flask, Response, jsonify, request
@@ -19,7 +20,19 @@ from webapp.jobs import ModelNotInstalled
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "file_too_large", 429: "rate_limited"}
+
+class ApiErrorCode(enum.StrEnum):
+    """The API's codes beside the intake's `InputErrorCode`s."""
+
+    CSRF_FAILED = "csrf_failed"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    MODEL_NOT_INSTALLED = "model_not_installed"
+    RATE_LIMITED = "rate_limited"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+
+
+_HTTP_CODES = {404: ApiErrorCode.NOT_FOUND, 405: ApiErrorCode.METHOD_NOT_ALLOWED, 429: ApiErrorCode.RATE_LIMITED}
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -38,13 +51,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ModelNotInstalled)
     def model_not_installed(exc: ModelNotInstalled):
-        return error_response(409, exc.code, exc.message)
+        return error_response(409, ApiErrorCode.MODEL_NOT_INSTALLED, exc.message)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         if not _is_api():
             return exc
-        return error_response(403, "csrf_failed", f"{exc.description} Send the page's token as X-CSRFToken.")
+        return error_response(403, ApiErrorCode.CSRF_FAILED, f"{exc.description} Send the page's token as X-CSRFToken.")
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):
@@ -53,7 +66,7 @@ def register_error_handlers(app: Flask) -> None:
             db.session.rollback()
         except OperationalError:
             pass  # the connection is gone; the pool replaces it
-        return error_response(503, "database_unavailable",
+        return error_response(503, ApiErrorCode.DATABASE_UNAVAILABLE,
                               "the job database is unavailable for a moment; try again shortly")
 
     @app.errorhandler(HTTPException)
@@ -62,6 +75,10 @@ def register_error_handlers(app: Flask) -> None:
             return exc
         if exc.code == 413:
             limit = app.config["MAX_UPLOAD_BYTES"] / 1_000_000
-            return error_response(413, "file_too_large", f"the upload is too large; the limit is {limit:g} MB")
+            return error_response(413, InputErrorCode.FILE_TOO_LARGE,
+                                  f"the upload is too large; the limit is {limit:g} MB")
         code = _HTTP_CODES.get(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"))
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        response, status = error_response(exc.code or 500, code, exc.description or exc.name)
+        # Werkzeug's headers for the status, such as a 405's Allow (RFC 9110 requires it); the body is ours.
+        response.headers.extend((name, value) for name, value in exc.get_headers() if name.lower() != "content-type")
+        return response, status

@@ -7,6 +7,7 @@ direction, the options, whether its models are installed, the file and the crop 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from pipeline import CropBox, Direction, InputError, InputErrorCode, IntakeLimits, Photo, TranslateOptions, open_photo
+from pipeline import CropBox, Direction, IntakeLimits, Photo, TranslateOptions, open_photo
 from pipeline.manifests import default_rdn, direction_status, read_manifests
 from webapp.extensions import db
 from webapp.models import Job, Upload, utcnow
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 class ModelNotInstalled(Exception):
     """The direction (or the enhancer) asked for has no model on this deployment."""
-
-    code = "model_not_installed"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -43,34 +42,12 @@ class Submission:
     options: TranslateOptions
 
 
-def _parse_bool(name: str, text: str | None, default: bool) -> bool:
-    if text is None or text == "":
-        return default
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise InputError(InputErrorCode.BAD_OPTION, f"{name} must be true or false, got {text!r}")
-
-
-def _parse_size(text: str | None) -> int:
-    if text is None or text == "":
-        return 512
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(InputErrorCode.BAD_OPTION, f"size must be 256 or 512, got {text!r}") from None
-
-
-def parse_submission(direction: str | None, crop: str | None, enhance: str | None, size: str | None) -> Submission:
-    """Form fields → a `Submission`, or an `InputError` naming the bad field."""
-    if not direction:
-        raise InputError(InputErrorCode.UNKNOWN_DIRECTION, "choose a direction, e.g. summer2winter")
+def parse_submission(fields: Mapping[str, str]) -> Submission:
+    """The form fields, already valid per the OpenAPI schema (webapp.validation), as a `Submission`."""
     return Submission(
-        direction=Direction.parse(direction),
-        crop=CropBox.parse(crop) if crop else None,
-        options=TranslateOptions(enhance=_parse_bool("enhance", enhance, True), size=_parse_size(size)),
+        direction=Direction(fields["direction"]),
+        crop=CropBox.parse(fields["crop"]) if "crop" in fields else None,
+        options=TranslateOptions(enhance=fields["enhance"] == "true", size=int(fields["size"])),
     )
 
 

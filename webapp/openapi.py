@@ -1,22 +1,99 @@
-"""The OpenAPI 3 description of /api, served at /api/openapi.json.
+"""The OpenAPI 3.1 description of /api, served at /api/openapi.json.
 
-Kept true by tests/service, which validate real responses against it with openapi-core.
+It states every limit the service enforces, so a request valid per the document is refused only
+for what no schema can say (a photo's side or pixel count, a crop box outside the photo), and
+then with a documented code. The query and form field schemas here are also the ones that
+webapp.validation checks requests against. Kept true by tests/service: openapi-core validates
+real responses against it, and schemathesis runs against the live stack.
 """
 
 from __future__ import annotations
 
-from pipeline import Direction, InputErrorCode
-from webapp.models import STAGES
+from pipeline import Direction, InputErrorCode, IntakeLimits, TranslateOptions
+from pipeline.crop import MIN_CROP_SIZE
+from pipeline.intake import MIN_SIDE, PHOTO_FORMATS
+from pipeline.options import OUTPUT_SIZES
+from webapp.errors import ApiErrorCode
+from webapp.models import STAGES, JobStatus
 
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _URL_OR_NULL = {"type": ["string", "null"]}
+_DIRECTIONS = [d.value for d in Direction]
+_STATUSES = [s.value for s in JobStatus]
+#: The media types of the photo formats the intake accepts.
+PHOTO_MEDIA_TYPES = sorted(set(PHOTO_FORMATS.values()))
+
+MAX_PER_PAGE = 100
+#: The highest page number: (page - 1) × per_page stays within a 64-bit OFFSET.
+MAX_PAGE = 2**31 - 1
+
+#: GET /api/jobs's query parameters, as one object schema.
+LIST_QUERY: dict = {
+    "type": "object",
+    "properties": {
+        "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1,
+                 "x-error-code": InputErrorCode.BAD_OPTION},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 20,
+                     "x-error-code": InputErrorCode.BAD_OPTION},
+        "status": {"type": "string", "enum": _STATUSES, "x-error-code": InputErrorCode.BAD_OPTION},
+        "direction": {"type": "string", "enum": _DIRECTIONS, "x-error-code": InputErrorCode.UNKNOWN_DIRECTION},
+    },
+}
+
+_DEFAULT_OPTIONS = TranslateOptions()
 
 
-def _error(description: str) -> dict:
+def submission_schema(limits: IntakeLimits) -> dict:
+    """POST /api/jobs's multipart form; the file's limits are this deployment's."""
+    kinds = ", ".join(sorted({f for f in PHOTO_FORMATS if f != "MPO"}))
     return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "type": "object",
+        "required": ["file", "direction"],
+        "properties": {
+            "file": {
+                "type": "string", "format": "binary", "maxLength": limits.max_bytes,
+                "x-min-side": MIN_SIDE, "x-max-pixels": limits.max_pixels,
+                "description": f"the photo ({kinds}): at most {limits.max_bytes} bytes (else 413 file_too_large), "
+                               f"each side at least {MIN_SIDE} px (else 400 too_small), at most "
+                               f"{limits.max_pixels} pixels (else 400 too_many_pixels)",
+            },
+            "direction": {"type": "string", "enum": _DIRECTIONS, "x-error-code": InputErrorCode.UNKNOWN_DIRECTION},
+            "crop": {"type": "string", "pattern": r"^[0-9]+,[0-9]+,[0-9]+$", "x-error-code": InputErrorCode.BAD_CROP,
+                     "description": "x,y,size in pixels of the EXIF-rotated photo: size at least "
+                                    f"{MIN_CROP_SIZE} and the square inside the photo (else 400 bad_crop); "
+                                    "default: the centred largest square"},
+            "enhance": {"type": "string", "enum": ["true", "false"], "default": str(_DEFAULT_OPTIONS.enhance).lower(),
+                        "x-error-code": InputErrorCode.BAD_OPTION},
+            "size": {"type": "string", "enum": [str(s) for s in OUTPUT_SIZES], "default": str(_DEFAULT_OPTIONS.size),
+                     "x-error-code": InputErrorCode.BAD_OPTION},
+        },
     }
+
+
+def _error(description: str, codes: list[str]) -> dict:
+    """A JSON error response whose `code` is one of `codes`."""
+    return {
+        "description": f"{description}: {', '.join(codes)}",
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "enum": codes, "description": "stable, for programs"},
+                        "message": {"type": "string", "description": "safe to show to the person"},
+                    },
+                }
+            },
+        }}},
+    }
+
+
+def _field_codes(schema: dict) -> list[str]:
+    """The codes that refuse the fields of an object schema (files are the intake's)."""
+    return sorted({field["x-error-code"] for field in schema["properties"].values() if "x-error-code" in field})
 
 
 def _image(description: str, mime_types: list[str]) -> dict:
@@ -31,26 +108,6 @@ def _job_id_param() -> dict:
 
 
 SCHEMAS: dict = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {
-                        "type": "string",
-                        "description": "machine code: one of the intake codes ("
-                        + ", ".join(c.value for c in InputErrorCode)
-                        + "), or model_not_installed, csrf_failed, not_found, file_too_large, "
-                        "rate_limited, database_unavailable",
-                    },
-                    "message": {"type": "string", "description": "safe to show to the person"},
-                },
-            }
-        },
-    },
     "Job": {
         "type": "object",
         "required": [
@@ -60,12 +117,12 @@ SCHEMAS: dict = {
         ],
         "properties": {
             "id": {"type": "string", "description": "unguessable public id"},
-            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "status": {"type": "string", "enum": _STATUSES},
             "stage": {"type": ["string", "null"], "enum": [*STAGES, None],
                       "description": "the stage the job is in or last entered"},
             "queue_position": {"type": ["integer", "null"], "minimum": 1,
                                "description": "1 = next to run; null unless queued"},
-            "direction": {"type": "string", "enum": [d.value for d in Direction]},
+            "direction": {"type": "string", "enum": _DIRECTIONS},
             "label": {"type": "string"},
             "pair": {"type": "string"},
             "interaction": {"type": "string", "enum": ["scratch", "hover-focus", "scroll-reveal"]},
@@ -76,7 +133,7 @@ SCHEMAS: dict = {
             "options": {
                 "type": "object",
                 "required": ["enhance", "size"],
-                "properties": {"enhance": {"type": "boolean"}, "size": {"type": "integer", "enum": [256, 512]}},
+                "properties": {"enhance": {"type": "boolean"}, "size": {"type": "integer", "enum": list(OUTPUT_SIZES)}},
             },
             "attempts": {"type": "integer", "minimum": 0},
             "worker": {**_STRING_OR_NULL, "description": "the worker (name@host) that ran it last"},
@@ -144,7 +201,7 @@ SCHEMAS: dict = {
                     "required": ["name", "label", "pair", "source", "target", "interaction", "installed",
                                  "trained", "reason"],
                     "properties": {
-                        "name": {"type": "string", "enum": [d.value for d in Direction]},
+                        "name": {"type": "string", "enum": _DIRECTIONS},
                         "label": {"type": "string"}, "pair": {"type": "string"}, "source": {"type": "string"},
                         "target": {"type": "string"}, "interaction": {"type": "string"},
                         "installed": {"type": "boolean"}, "trained": {"type": "boolean"},
@@ -164,9 +221,42 @@ SCHEMAS: dict = {
 }
 
 
-def openapi_document() -> dict:
-    """The whole document (built per request: cheap, and never stale)."""
+def _job_file(kind: str, summary: str, mime_types: list[str]) -> dict:
+    return {"get": {
+        "operationId": _file_operation(kind),
+        "summary": summary,
+        "parameters": [_job_id_param()],
+        "responses": {"200": _image(summary, mime_types),
+                      "404": _error("no such job, or no such file yet", [ApiErrorCode.NOT_FOUND])},
+    }}
+
+
+def _file_operation(kind: str) -> str:
+    """getJobResult, getJobSideBySide…: the operationId of a job file."""
+    return "getJob" + kind.title().replace("-", "")
+
+
+#: The job's files: path suffix, summary, media types.
+JOB_FILES = (
+    ("original", "The uploaded file as sent", PHOTO_MEDIA_TYPES),
+    ("before", "The cropped input at the output size (PNG)", ["image/png"]),
+    ("result", "The translated image (PNG)", ["image/png"]),
+    ("side-by-side", "Before | after in one PNG", ["image/png"]),
+    ("thumbnail", "A small JPEG of the result, or of the original until then", ["image/jpeg"]),
+)
+
+
+def openapi_document(limits: IntakeLimits) -> dict:
+    """The whole document for a deployment with these upload limits (built per request: cheap, never stale)."""
     job = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+    job_id = {"job_id": "$response.body#/id"}
+    links = {
+        operation: {"operationId": operation, "parameters": job_id,
+                    "description": f"`id` is the job_id of {operation}"}
+        for operation in ["getJob", *(_file_operation(kind) for kind, _, _ in JOB_FILES)]
+    }
+    submission = submission_schema(limits)
+    intake_codes = [c for c in InputErrorCode if c != InputErrorCode.FILE_TOO_LARGE]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -181,86 +271,66 @@ def openapi_document() -> dict:
         "paths": {
             "/api/jobs": {
                 "post": {
+                    "operationId": "createJob",
                     "summary": "Submit a photo for translation",
                     "requestBody": {
                         "required": True,
-                        "content": {"multipart/form-data": {"schema": {
-                            "type": "object",
-                            "required": ["file", "direction"],
-                            "properties": {
-                                "file": {"type": "string", "format": "binary"},
-                                "direction": {"type": "string", "enum": [d.value for d in Direction]},
-                                "crop": {"type": "string", "pattern": r"^\d+,\d+,\d+$",
-                                         "description": "x,y,size in pixels of the EXIF-rotated photo; "
-                                                        "default: the centred largest square"},
-                                "enhance": {"type": "string", "enum": ["true", "false"], "default": "true"},
-                                "size": {"type": "string", "enum": ["256", "512"], "default": "512"},
-                            },
-                        }}},
+                        "content": {"multipart/form-data": {
+                            "schema": submission,
+                            "encoding": {"file": {"contentType": ", ".join(PHOTO_MEDIA_TYPES)}},
+                        }},
                     },
                     "responses": {
-                        "202": {"description": "queued; Location is the job's URL",
-                                "headers": {"Location": {"schema": {"type": "string"}}}, "content": job},
-                        "400": _error("bad file, crop box, direction or option"),
-                        "403": _error("a browser request without a valid CSRF token"),
-                        "409": _error("model_not_installed: this deployment lacks the direction's model"),
-                        "413": _error("file_too_large"),
-                        "429": _error("rate_limited"),
-                        "503": _error("database_unavailable"),
+                        "202": {"description": "queued; Location is the job's URL; poll it until the job has "
+                                               "succeeded or failed, then fetch its files",
+                                "headers": {"Location": {"schema": {"type": "string"}}}, "content": job,
+                                "links": links},
+                        "400": _error("bad file, crop box, direction or option",
+                                      sorted({*_field_codes(submission), *intake_codes})),
+                        "403": _error("a browser request without a valid CSRF token", [ApiErrorCode.CSRF_FAILED]),
+                        "409": _error("this deployment lacks the direction's model (or the RDN, with enhance=true)",
+                                      [ApiErrorCode.MODEL_NOT_INSTALLED]),
+                        "413": _error("the file is over the limit", [InputErrorCode.FILE_TOO_LARGE]),
+                        "429": _error("too many submissions from this address", [ApiErrorCode.RATE_LIMITED]),
+                        "503": _error("the database is unavailable for a moment",
+                                      [ApiErrorCode.DATABASE_UNAVAILABLE]),
                     },
                 },
                 "get": {
+                    "operationId": "listJobs",
                     "summary": "The job history, newest first",
-                    "parameters": [
-                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
-                        {"name": "per_page", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                        {"name": "status", "in": "query",
-                         "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]}},
-                        {"name": "direction", "in": "query",
-                         "schema": {"type": "string", "enum": [d.value for d in Direction]}},
-                    ],
+                    "parameters": [{"name": name, "in": "query", "schema": schema}
+                                   for name, schema in LIST_QUERY["properties"].items()],
                     "responses": {
                         "200": {"description": "one page of jobs", "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/JobList"}}}},
-                        "400": _error("bad filter"),
-                        "404": _error("HISTORY_VISIBILITY=none: this deployment lists no jobs"),
+                        "400": _error("a bad page or filter", _field_codes(LIST_QUERY)),
+                        "404": _error("HISTORY_VISIBILITY=none: this deployment lists no jobs",
+                                      [ApiErrorCode.NOT_FOUND]),
                     },
                 },
             },
             "/api/jobs/{job_id}": {
                 "get": {
+                    "operationId": "getJob",
                     "summary": "One job: status, stage, queue position, timings, file URLs",
                     "parameters": [_job_id_param()],
-                    "responses": {"200": {"description": "the job", "content": job}, "404": _error("no such job")},
+                    "responses": {"200": {"description": "the job", "content": job},
+                                  "404": _error("no such job", [ApiErrorCode.NOT_FOUND])},
                 },
             },
-            **{
-                f"/api/jobs/{{job_id}}/{kind}": {
-                    "get": {
-                        "summary": summary,
-                        "parameters": [_job_id_param()],
-                        "responses": {"200": _image(summary, mime_types), "404": _error("no such job or file yet")},
-                    }
-                }
-                for kind, summary, mime_types in (
-                    ("original", "The uploaded file as sent",
-                     ["image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp"]),
-                    ("before", "The cropped input at the output size (PNG)", ["image/png"]),
-                    ("result", "The translated image (PNG)", ["image/png"]),
-                    ("side-by-side", "Before | after in one PNG", ["image/png"]),
-                    ("thumbnail", "A small JPEG of the result, or of the original until then", ["image/jpeg"]),
-                )
-            },
+            **{f"/api/jobs/{{job_id}}/{kind}": _job_file(kind, summary, mime_types)
+               for kind, summary, mime_types in JOB_FILES},
             "/api/directions": {
                 "get": {
+                    "operationId": "getDirections",
                     "summary": "The six directions, whether each is installed, and the upload limits",
                     "responses": {"200": {"description": "directions and limits", "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Directions"}}}}},
                 },
             },
             "/api/openapi.json": {
-                "get": {"summary": "This document",
+                "get": {"operationId": "getOpenAPI", "summary": "This document",
                         "responses": {"200": {"description": "OpenAPI 3.1",
                                               "content": {"application/json": {"schema": {"type": "object"}}}}}},
             },

@@ -204,9 +204,10 @@ def check_openapi():
     from openapi_core import OpenAPI
     from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 
+    from pipeline import IntakeLimits
     from webapp.openapi import openapi_document
 
-    spec = OpenAPI.from_dict(openapi_document())
+    spec = OpenAPI.from_dict(openapi_document(IntakeLimits()))
 
     def check(response):
         # The request's body was consumed by the app; response validation needs only its route.

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from tests.service.conftest import MISSING, ROOT, app_config, flask_cli, jpeg_bytes, submit
 from webapp import create_app
 from webapp.extensions import db
+from webapp.jobs import intake_limits
 from webapp.models import Upload
 from webapp.openapi import openapi_document
 from webapp.storage import LocalStorage, check_key
@@ -105,6 +106,22 @@ def test_history_pages_and_filters(client, check_openapi):
     error_of(check_openapi(client.get("/api/jobs?direction=sideways")), 400, "unknown_direction")
 
 
+@pytest.mark.parametrize("query", [
+    "per_page=null&per_page=null", "per_page=5&per_page=6", "per_page=0", "per_page=101", "per_page=1.5",
+    "per_page=+5", "page=0", "page=36893488147419103233", "status=", "direction=DAY2NIGHT",
+])
+def test_history_queries_are_validated_strictly(client, check_openapi, query):
+    """Every query parameter is checked against its schema in the OpenAPI document."""
+    error_of(check_openapi(client.get(f"/api/jobs?{query}")), 400,
+             "unknown_direction" if query.startswith("direction") else "bad_option")
+
+
+def test_405_says_which_methods_are_allowed(client):
+    response = client.delete("/api/jobs")
+    error_of(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
 @pytest.mark.parametrize(("fields", "status", "code"), [
     ({"direction": "sideways"}, 400, "unknown_direction"),
     ({"direction": ""}, 400, "unknown_direction"),
@@ -113,6 +130,9 @@ def test_history_pages_and_filters(client, check_openapi):
     ({"crop": "0,0,8"}, 400, "bad_crop"),
     ({"size": "1024"}, 400, "bad_option"),
     ({"enhance": "maybe"}, 400, "bad_option"),
+    ({"enhance": "yes"}, 400, "bad_option"),
+    ({"crop": " 0,0,100"}, 400, "bad_crop"),
+    ({"size": ["256", "256"]}, 400, "bad_option"),
     ({"direction": MISSING}, 409, "model_not_installed"),
 ])
 def test_bad_submissions_are_refused_before_anything_is_stored(client, settings, check_openapi, fields, status,
@@ -172,12 +192,15 @@ def submit_with_headers(client, headers: dict[str, str]):
     return client.post("/api/jobs", data=form, content_type="multipart/form-data", headers=headers)
 
 
-def test_openapi_document_is_served_and_valid(client, check_openapi):
+def test_openapi_document_is_served_and_valid(app, client, check_openapi):
     from openapi_spec_validator import validate
 
     served = check_openapi(client.get("/api/openapi.json")).get_json()
-    assert served == json.loads(json.dumps(openapi_document()))
+    with app.app_context():
+        assert served == json.loads(json.dumps(openapi_document(intake_limits())))
     validate(served)
+    photo = served["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert photo["properties"]["file"]["maxLength"] == 2_000_000  # this deployment's limit
 
 
 def test_storage_keys_cannot_traverse(tmp_path):
