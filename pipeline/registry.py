@@ -11,6 +11,9 @@ import json
 import logging
 import tempfile
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +40,77 @@ TINY_RDN = {"C": 2, "D": 2, "G": 8, "G0": 8, "x": 2}
 #: Inference precisions: float32, or bfloat16 compute with float32 weights (Keras mixed policy).
 PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16"}
 
+log = logging.getLogger(__name__)
+
 
 def best_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32.
-
-    Emulated bf16 is slower than float32, so it is only chosen when the hardware has it.
-    """
+    """bfloat16 where the CPU advertises native bf16 (AVX-512 BF16 or AMX), else float32: a guess
+    from the flags, for training's mixed precision; serving measures instead (`choose_precision`)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
         return "float32"
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+
+
+#: The block `conv_block_ms` times: one residual block of the served generator (two 3×3
+#: convolutions at 4·ngf channels, ngf 32, on the 64×64 grid of a 256 px input).
+PROBE_CHANNELS, PROBE_SIZE = 128, 64
+
+
+def conv_block_ms(precision: str, repeats: int = 3) -> float:
+    """Milliseconds one residual convolution block takes in `precision`, the median of `repeats`
+    runs after one untimed run (which creates oneDNN's kernels for the shape)."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    x = tf.cast(tf.random.stateless_normal([1, PROBE_SIZE, PROBE_SIZE, PROBE_CHANNELS], (1, 2)), dtype)
+    w = tf.cast(tf.random.stateless_normal([3, 3, PROBE_CHANNELS, PROBE_CHANNELS], (3, 4)) * 0.03, dtype)
+
+    def block() -> None:
+        y = tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME"))
+        (tf.nn.conv2d(y, w, 1, "SAME") + x).numpy()
+
+    block()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        block()
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision models are served in, how it was set, and the timings `auto` chose by."""
+
+    precision: str
+    setting: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.timings_ms:
+            return f"{self.precision} (set)"
+        measured = ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.timings_ms.items())
+        return f"{self.precision} (auto: one conv block {measured})"
+
+
+def choose_precision(setting: str, timer: Callable[[str], float] = conv_block_ms) -> PrecisionChoice:
+    """`setting` as it is, or for `auto` the precision whose conv block `timer` finds fastest.
+
+    Measured, not read from CPU flags: a CPU may compute bf16 natively and still run it slower
+    than float32. A precision the CPU cannot run at all is left out.
+    """
+    if setting != "auto":
+        if setting not in PRECISIONS:
+            raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {setting!r}")
+        return PrecisionChoice(setting, setting)
+    timings = {}
+    for precision in PRECISIONS:
+        try:
+            timings[precision] = round(timer(precision), 2)
+        except (tf.errors.OpError, RuntimeError) as error:
+            log.warning("precision %s cannot run here, left out: %s", precision, error)
+    return PrecisionChoice(min(timings, key=timings.get), setting, timings)
 
 
 class _Template:
@@ -192,12 +254,20 @@ def _load(manifest: Manifest, direction: Direction | None, precision: str) -> Lo
 class ModelRegistry:
     """The models in one directory: which are installed (from manifests) and loaded ones."""
 
-    def __init__(self, model_dir: Path | str, rdn_name: str | None = None, precision: str = "float32") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    def __init__(self, model_dir: Path | str, rdn_name: str | None = None,
+                 precision: str | PrecisionChoice = "float32") -> None:
+        choice = precision if isinstance(precision, PrecisionChoice) else choose_precision(precision)
         self.model_dir = Path(model_dir)
         self.rdn_name = rdn_name
-        self.precision = precision
+        self.precision_choice = choice
+        self.precision = choice.precision
+
+    def facts(self, model: LoadedModel) -> dict:
+        """What a result's metadata records about `model`: its own facts, and the timings that
+        chose its precision when it was chosen by measurement."""
+        if not self.precision_choice.timings_ms:
+            return model.facts
+        return {**model.facts, "precision_timings_ms": self.precision_choice.timings_ms}
 
     def manifests(self) -> dict[str, Manifest]:
         return read_manifests(self.model_dir)
