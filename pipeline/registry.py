@@ -114,17 +114,16 @@ def choose_precision(setting: str, timer: Callable[[str], float] = conv_block_ms
 
 
 class _Template:
-    """One Keras network and one traced inference function per architecture and precision.
+    """One traced inference function per architecture, precision and self-ensemble.
 
-    Models of the same architecture (the six generators of three pairs) share them and differ
-    only in the weight values they pass in (`stateless_call`), so a worker builds and traces
-    each architecture once instead of once per model: load + warm-up of the shipped models
-    went from 3.4 s to 1.5 s after the TensorFlow import.
+    Models of the same architecture (the six generators of three pairs) share it and differ only
+    in the weight values they pass in (`stateless_call`), so a worker traces each architecture
+    once per way of serving it instead of once per model; the Keras network under it is shared
+    by all its self-ensembles.
     """
 
-    def __init__(self, manifest: Manifest, self_ensemble: str, precision: str) -> None:
-        with networks.dtype_policy(PRECISIONS[precision]):
-            self.network = build_network(manifest)
+    def __init__(self, network, manifest: Manifest, self_ensemble: str) -> None:
+        self.network = network
         self.warm = False  # traced and run once: every model of the architecture is then ready
         # One call at a time: a call already uses every intra-op thread, and a clean-clone CI saw
         # overlapping calls give the same photo different bytes (oneDNN may split a call's sums by
@@ -215,6 +214,9 @@ tf.get_logger().addFilter(_OneTracePerModel())
 
 _cache: dict[tuple, LoadedModel] = {}
 _templates: dict[tuple, _Template] = {}  # guarded by _cache_lock, as _cache
+# One Keras network per architecture and precision, whatever the self-ensembles that serve it:
+# its templates only call it statelessly, and weights pass through it under _cache_lock.
+_networks: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 
 
@@ -242,10 +244,13 @@ def _load(manifest: Manifest, direction: Direction | None, precision: str) -> Lo
         self_ensemble = manifest.self_ensemble_of(direction.value) if direction else "none"
     except ModelError as error:
         raise ModelError(f"model {manifest.name!r}: {error}") from None
-    key = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size,
-           self_ensemble, precision)
+    architecture = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size, precision)
+    if architecture not in _networks:
+        with networks.dtype_policy(PRECISIONS[precision]):
+            _networks[architecture] = build_network(manifest)
+    key = (*architecture, self_ensemble)
     if key not in _templates:
-        _templates[key] = _Template(manifest, self_ensemble, precision)
+        _templates[key] = _Template(_networks[architecture], manifest, self_ensemble)
     template = _templates[key]
     values = template.weights_of(path, direction.generator if direction else None)
     return LoadedModel(manifest, self_ensemble, template, values, precision)
