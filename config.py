@@ -99,8 +99,8 @@ class Config:
     #: A worker's claim on a running job lasts JOB_LEASE_SECONDS from its last renewal; the worker
     #: renews it every JOB_LEASE_RENEW_SECONDS (at most half the lease) while the job runs. A job
     #: whose worker stopped renewing (killed, host gone) may be claimed again once the lease lapses.
-    JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 30)
-    JOB_LEASE_RENEW_SECONDS = _int("JOB_LEASE_RENEW_SECONDS", 10)
+    JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 20)
+    JOB_LEASE_RENEW_SECONDS = _int("JOB_LEASE_RENEW_SECONDS", 5)
 
     #: The reconciler (a timer thread in every worker's main process) re-sends to the broker
     #: jobs queued longer than RECONCILE_QUEUED_AFTER seconds since they were last sent (the
