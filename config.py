@@ -96,15 +96,18 @@ class Config:
     WORKER_SOFT_TIME_LIMIT = _int("WORKER_SOFT_TIME_LIMIT", 300)
     WORKER_HARD_TIME_LIMIT = _int("WORKER_HARD_TIME_LIMIT", 360)
     WORKER_MAX_RETRIES = _int("WORKER_MAX_RETRIES", 5)
-    #: seconds a claimed job belongs to its worker; past it, the job may be claimed again
-    #: (None: the hard time limit + 60 s, so a live worker's job is never taken from it)
-    JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 0) or None
+    #: A worker's claim on a running job lasts JOB_LEASE_SECONDS from its last renewal; the worker
+    #: renews it every JOB_LEASE_RENEW_SECONDS (at most half the lease) while the job runs. A job
+    #: whose worker stopped renewing (killed, host gone) may be claimed again once the lease lapses.
+    JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 20)
+    JOB_LEASE_RENEW_SECONDS = _int("JOB_LEASE_RENEW_SECONDS", 5)
 
     #: The reconciler (a timer thread in every worker's main process) re-sends to the broker
     #: jobs queued longer than RECONCILE_QUEUED_AFTER seconds since they were last sent (the
-    #: broker lost them: Redis restarted without its data) and jobs running past their lease
-    #: (their worker died). Every RECONCILE_INTERVAL seconds; 0 turns it off.
-    RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 60)
+    #: broker lost them: Redis restarted without its data) and jobs whose lease has lapsed
+    #: (their worker died). Every RECONCILE_INTERVAL seconds and at the earliest lease's end;
+    #: 0 turns it off.
+    RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 10)
     RECONCILE_QUEUED_AFTER = _int("RECONCILE_QUEUED_AFTER", 900)
 
     #: public: /history and GET /api/jobs list every job (a public gallery, the default);

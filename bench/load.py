@@ -1,13 +1,16 @@
 """A bounded load test on loopback: N submissions to gunicorn, W Celery workers, status polling.
 
-    .venv/bin/python bench/load.py [--jobs 200] [--workers 2] [--poll-rate 20] [--timeout 900]
+    .venv/bin/python bench/load.py [--jobs 200] [--workers 2] [--poll-rate 20] [--timeout 900] [--kill-at 50]
 
 Starts everything it needs and stops it afterwards: a throwaway redis-server on a free port, a
 fresh PostgreSQL database (TEST_PG_ADMIN_URL, default postgres@127.0.0.1:5432/test; dropped at
 the end), tiny untrained models, `flask db upgrade`, gunicorn (2 processes) and W workers
 (prefork, one pool process each). It then posts N small JPEGs over HTTP (enhance=false, 256 px),
 polls `GET /api/jobs/<id>` at a fixed rate while the jobs run, and checks that every job
-succeeded, was claimed exactly once (attempts = 1) and was logged as succeeded exactly once.
+succeeded, was logged as succeeded exactly once and left exactly one result pair in storage, and
+that only jobs a killed worker held were claimed more than once. With `--kill-at N` the first
+worker (main and pool process) is SIGKILLed right after the N-th submission, as when its host
+dies; the jobs it held are claimed again once their leases lapse, and the table shows when.
 Prints a table and writes bench/results/load.json. Exit status 1 when a check fails.
 """
 
@@ -83,6 +86,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--poll-rate", type=float, default=20.0, help="status requests per second")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for all jobs")
+    parser.add_argument("--kill-at", type=int, default=0, help="SIGKILL the first worker after this submission")
     args = parser.parse_args()
 
     processes: list[subprocess.Popen] = []
@@ -111,13 +115,14 @@ def main() -> int:
         processes.append(subprocess.Popen(
             [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{web_port}", "--workers", "2", "webapp:create_app()"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "web.log", "wb"), start_new_session=True))
-        logs = []
+        logs, workers = [], []
         for n in range(args.workers):
             logs.append(tmp / f"worker{n}.log")
             processes.append(subprocess.Popen(
                 [str(BIN / "celery"), "-A", "worker:celery_app", "worker", "--loglevel", "INFO", "--concurrency", "1",
                  "--hostname", f"load{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=ROOT, env=env, stdout=open(logs[-1], "wb"), stderr=subprocess.STDOUT, start_new_session=True))
+            workers.append(processes[-1])
         wait_port(web_port, processes[1], "gunicorn")
         deadline = time.monotonic() + 120
         while not all("models warmed" in log.read_text(errors="replace") for log in logs):
@@ -169,6 +174,9 @@ def main() -> int:
             if response.status_code != 202:
                 raise SystemExit(f"submission {n}: {response.status_code} {response.text[:300]}")
             ids.append(response.json()["id"])
+            if n + 1 == args.kill_at:
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                killed_at = dt.datetime.now(dt.UTC)
         submitted = time.monotonic() - started
 
         deadline = started + args.timeout
@@ -188,6 +196,9 @@ def main() -> int:
         logged = "".join(log.read_text(errors="replace") for log in logs)
         succeeded = sum(j["status"] == "succeeded" for j in jobs)
         once = sum(j["attempts"] == 1 for j in jobs)
+        again = [j for j in jobs if j["attempts"] > 1]
+        stored = sorted(p.name for p in (tmp / "storage" / "results").glob("*"))
+        one_result = sum(stored.count(f"{i}.png") == stored.count(f"{i}-before.png") == 1 for i in ids)
         logged_once = sum(len(re.findall(rf"job {re.escape(i)} succeeded", logged)) == 1 for i in ids)
         per_worker = {}
         for j in jobs:
@@ -197,7 +208,8 @@ def main() -> int:
 
         rows = [
             ["jobs submitted / succeeded / failed", f"{len(ids)} / {succeeded} / {len(ids) - succeeded}"],
-            ["claimed once (attempts = 1) / logged succeeded once", f"{once} / {logged_once}"],
+            ["claimed once (attempts = 1) / logged succeeded once / one result pair",
+             f"{once} / {logged_once} / {one_result}"],
             ["workers (jobs each)", ", ".join(f"{w}: {n}" for w, n in sorted(per_worker.items(), key=str))],
             ["submission time, s (mean ms each)", f"{submitted:.1f} ({statistics.mean(submit_ms):.1f})"],
             ["first created → last finished, s", f"{wall:.1f}"],
@@ -209,11 +221,22 @@ def main() -> int:
             ["status poll latency p50 / p99 / max, ms",
              f"{percentile(poll_ms, 50):.1f} / {percentile(poll_ms, 99):.1f} / {max(poll_ms, default=0):.1f}"],
         ]
+        if args.kill_at:
+            def after_kill(job: dict, key: str) -> str:
+                return f"{(dt.datetime.fromisoformat(job[key]) - killed_at).total_seconds():.1f}"
+
+            rows.append([f"worker SIGKILLed after submission {args.kill_at}: jobs claimed again (attempts)",
+                         ", ".join(f"{j['id'][:6]}… ({j['attempts']})" for j in again) or "none"])
+            rows.append(["kill → re-claimed / → succeeded, s",
+                         "; ".join(f"{after_kill(j, 'started_at')} / {after_kill(j, 'finished_at')}" for j in again)])
         print(table(["measure", "value"], rows))
-        ok = succeeded == once == logged_once == len(ids)
+        # Only a job the killed worker held may run twice; each leaves one result.
+        ok = succeeded == logged_once == one_result == len(ids) and len(again) <= (1 if args.kill_at else 0)
         path = save("load", {
-            "jobs": args.jobs, "workers": args.workers, "poll_rate": args.poll_rate, "ok": ok,
-            "succeeded": succeeded, "claimed_once": once, "logged_once": logged_once, "per_worker": per_worker,
+            "jobs": args.jobs, "workers": args.workers, "poll_rate": args.poll_rate, "kill_at": args.kill_at,
+            "ok": ok, "succeeded": succeeded, "claimed_once": once, "logged_once": logged_once,
+            "one_result": one_result, "per_worker": per_worker,
+            "claimed_again": [{k: j[k] for k in ("id", "attempts", "started_at", "finished_at")} for j in again],
             "submit_s": round(submitted, 2), "wall_s": round(wall, 2),
             "latency_s": {"p50": percentile(latency_s, 50), "p99": percentile(latency_s, 99)},
             "poll_ms": {"count": len(poll_ms), "errors": poll_errors, "p50": percentile(poll_ms, 50),

@@ -99,7 +99,7 @@ def main() -> None:
     from pipeline.crop import CropBox, crop_and_resize
     from pipeline.directions import SUMMER_WINTER
     from pipeline.intake import open_photo
-    from pipeline.registry import PRECISIONS, ModelRegistry, best_precision, export_cyclegan, export_rdn
+    from pipeline.registry import PRECISIONS, ModelRegistry, export_cyclegan, export_rdn
     from pipeline.translate import _encode, _to_batch, translate
 
     rows, record = [], {"stages": []}
@@ -147,7 +147,7 @@ def main() -> None:
         encode = lambda: _encode(pixels, fmt)  # noqa: E731, B023
         add("encode", f"512² {fmt}", timed(encode), warm_ms(encode, args.repeats))
 
-    shipped = ModelRegistry(Path(__file__).resolve().parent.parent / "models", precision=best_precision())
+    shipped = ModelRegistry(Path(__file__).resolve().parent.parent / "models", precision="auto")
     if shipped.manifests():  # issue 7's target: the installed models, warm, crop → 512 px PNG with RDN
         for direction in ("summer2winter", "day2night"):
             run = lambda: translate(data, direction, registry=shipped)  # noqa: E731, B023

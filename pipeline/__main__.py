@@ -45,10 +45,10 @@ def cmd_translate(args) -> int:
         raise InputError(InputErrorCode.NOT_AN_IMAGE, f"cannot read {args.input}: {exc.strerror}") from None
     open_photo(data, limits)  # refuse bad input before TensorFlow and the models load
 
-    from pipeline.registry import TINY_GENERATOR, ModelRegistry, best_precision, random_registry
+    from pipeline.registry import TINY_GENERATOR, ModelRegistry, choose_precision, random_registry
     from pipeline.translate import translate
 
-    precision = best_precision() if args.precision == "auto" else args.precision
+    precision = choose_precision(args.precision)
 
     if args.random_weights:
         print(f"warning: using randomly initialised models ({TINY_GENERATOR}); "
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--size", type=int, default=512, choices=OUTPUT_SIZES, help="output side in px")
     t.add_argument("--format", choices=sorted(FORMATS), help="output format (default: from -o's suffix)")
     t.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="compute precision (auto: bfloat16 where the CPU has native bf16, else float32)")
+                   help="compute precision (auto: whichever runs a convolution block faster here)")
     t.add_argument("--rdn", help="name of the RDN model to use (default: the installed one)")
     t.add_argument("--random-weights", action="store_true",
                    help="use small untrained models instead of models/ (for trying the pipeline)")

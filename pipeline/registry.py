@@ -11,6 +11,9 @@ import json
 import logging
 import tempfile
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +40,12 @@ TINY_RDN = {"C": 2, "D": 2, "G": 8, "G0": 8, "x": 2}
 #: Inference precisions: float32, or bfloat16 compute with float32 weights (Keras mixed policy).
 PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16"}
 
+log = logging.getLogger(__name__)
+
 
 def best_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32.
-
-    Emulated bf16 is slower than float32, so it is only chosen when the hardware has it.
-    """
+    """bfloat16 where the CPU advertises native bf16 (AVX-512 BF16 or AMX), else float32: a guess
+    from the flags, for training's mixed precision; serving measures instead (`choose_precision`)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
@@ -51,18 +54,76 @@ def best_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
 
-class _Template:
-    """One Keras network and one traced inference function per architecture and precision.
+#: The block `conv_block_ms` times: one residual block of the served generator (two 3×3
+#: convolutions at 4·ngf channels, ngf 32, on the 64×64 grid of a 256 px input).
+PROBE_CHANNELS, PROBE_SIZE = 128, 64
 
-    Models of the same architecture (the six generators of three pairs) share them and differ
-    only in the weight values they pass in (`stateless_call`), so a worker builds and traces
-    each architecture once instead of once per model: load + warm-up of the shipped models
-    went from 3.4 s to 1.5 s after the TensorFlow import.
+
+def conv_block_ms(precision: str, repeats: int = 3) -> float:
+    """Milliseconds one residual convolution block takes in `precision`, the median of `repeats`
+    runs after one untimed run (which creates oneDNN's kernels for the shape)."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    x = tf.cast(tf.random.stateless_normal([1, PROBE_SIZE, PROBE_SIZE, PROBE_CHANNELS], (1, 2)), dtype)
+    w = tf.cast(tf.random.stateless_normal([3, 3, PROBE_CHANNELS, PROBE_CHANNELS], (3, 4)) * 0.03, dtype)
+
+    def block() -> None:
+        y = tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME"))
+        (tf.nn.conv2d(y, w, 1, "SAME") + x).numpy()
+
+    block()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        block()
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision models are served in, how it was set, and the timings `auto` chose by."""
+
+    precision: str
+    setting: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.timings_ms:
+            return f"{self.precision} (set)"
+        measured = ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.timings_ms.items())
+        return f"{self.precision} (auto: one conv block {measured})"
+
+
+def choose_precision(setting: str, timer: Callable[[str], float] = conv_block_ms) -> PrecisionChoice:
+    """`setting` as it is, or for `auto` the precision whose conv block `timer` finds fastest.
+
+    Measured, not read from CPU flags: a CPU may compute bf16 natively and still run it slower
+    than float32. A precision the CPU cannot run at all is left out.
+    """
+    if setting != "auto":
+        if setting not in PRECISIONS:
+            raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {setting!r}")
+        return PrecisionChoice(setting, setting)
+    timings = {}
+    for precision in PRECISIONS:
+        try:
+            timings[precision] = round(timer(precision), 2)
+        except (tf.errors.OpError, RuntimeError) as error:
+            log.warning("precision %s cannot run here, left out: %s", precision, error)
+    return PrecisionChoice(min(timings, key=timings.get), setting, timings)
+
+
+class _Template:
+    """One traced inference function per architecture, precision and self-ensemble.
+
+    Models of the same architecture (the six generators of three pairs) share it and differ only
+    in the weight values they pass in (`stateless_call`), so a worker traces each architecture
+    once per way of serving it instead of once per model; the Keras network under it is shared
+    by all its self-ensembles.
     """
 
-    def __init__(self, manifest: Manifest, self_ensemble: str, precision: str) -> None:
-        with networks.dtype_policy(PRECISIONS[precision]):
-            self.network = build_network(manifest)
+    def __init__(self, network, manifest: Manifest, self_ensemble: str) -> None:
+        self.network = network
         self.warm = False  # traced and run once: every model of the architecture is then ready
         # One call at a time: a call already uses every intra-op thread, and a clean-clone CI saw
         # overlapping calls give the same photo different bytes (oneDNN may split a call's sums by
@@ -153,6 +214,9 @@ tf.get_logger().addFilter(_OneTracePerModel())
 
 _cache: dict[tuple, LoadedModel] = {}
 _templates: dict[tuple, _Template] = {}  # guarded by _cache_lock, as _cache
+# One Keras network per architecture and precision, whatever the self-ensembles that serve it:
+# its templates only call it statelessly, and weights pass through it under _cache_lock.
+_networks: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 
 
@@ -180,10 +244,13 @@ def _load(manifest: Manifest, direction: Direction | None, precision: str) -> Lo
         self_ensemble = manifest.self_ensemble_of(direction.value) if direction else "none"
     except ModelError as error:
         raise ModelError(f"model {manifest.name!r}: {error}") from None
-    key = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size,
-           self_ensemble, precision)
+    architecture = (manifest.kind, json.dumps(manifest.architecture, sort_keys=True), manifest.input_size, precision)
+    if architecture not in _networks:
+        with networks.dtype_policy(PRECISIONS[precision]):
+            _networks[architecture] = build_network(manifest)
+    key = (*architecture, self_ensemble)
     if key not in _templates:
-        _templates[key] = _Template(manifest, self_ensemble, precision)
+        _templates[key] = _Template(_networks[architecture], manifest, self_ensemble)
     template = _templates[key]
     values = template.weights_of(path, direction.generator if direction else None)
     return LoadedModel(manifest, self_ensemble, template, values, precision)
@@ -192,12 +259,20 @@ def _load(manifest: Manifest, direction: Direction | None, precision: str) -> Lo
 class ModelRegistry:
     """The models in one directory: which are installed (from manifests) and loaded ones."""
 
-    def __init__(self, model_dir: Path | str, rdn_name: str | None = None, precision: str = "float32") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    def __init__(self, model_dir: Path | str, rdn_name: str | None = None,
+                 precision: str | PrecisionChoice = "float32") -> None:
+        choice = precision if isinstance(precision, PrecisionChoice) else choose_precision(precision)
         self.model_dir = Path(model_dir)
         self.rdn_name = rdn_name
-        self.precision = precision
+        self.precision_choice = choice
+        self.precision = choice.precision
+
+    def facts(self, model: LoadedModel) -> dict:
+        """What a result's metadata records about `model`: its own facts, and the timings that
+        chose its precision when it was chosen by measurement."""
+        if not self.precision_choice.timings_ms:
+            return model.facts
+        return {**model.facts, "precision_timings_ms": self.precision_choice.timings_ms}
 
     def manifests(self) -> dict[str, Manifest]:
         return read_manifests(self.model_dir)

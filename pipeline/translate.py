@@ -121,7 +121,7 @@ def translate(
         before = _encode(np.asarray(crop_and_resize(photo.image, box, options.size)), options.format)
     clock.stop()
 
-    models = [generator.facts] + ([enhancer.facts] if enhancer else [])
+    models = [registry.facts(generator)] + ([registry.facts(enhancer)] if enhancer else [])
     untrained = [m["name"] for m in models if not m["trained"]]
     metadata = {
         "direction": direction.value,

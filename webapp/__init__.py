@@ -54,6 +54,9 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
     if app.config["HISTORY_VISIBILITY"] not in ("public", "none"):
         raise ValueError(f"HISTORY_VISIBILITY must be public or none, not {app.config['HISTORY_VISIBILITY']!r}")
+    from webapp.lifecycle import LeaseTerms
+
+    LeaseTerms.of(app.config)  # refuses lease settings a live worker could lose its job under
     if not app.config["CELERY_BROKER_URL"]:
         app.config["CELERY_BROKER_URL"] = resolve_broker_url()
     if not app.config["RATELIMIT_STORAGE_URI"]:

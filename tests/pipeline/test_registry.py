@@ -6,7 +6,15 @@ import pytest
 
 from pipeline import Direction, ModelError, direction_status, networks, read_manifests
 from pipeline.directions import PAIRS, SUMMER_WINTER
-from pipeline.registry import ModelRegistry, export_cyclegan, export_rdn
+from pipeline.registry import (
+    PRECISIONS,
+    ModelRegistry,
+    PrecisionChoice,
+    choose_precision,
+    conv_block_ms,
+    export_cyclegan,
+    export_rdn,
+)
 
 
 def test_random_models_are_listed_as_installed_but_untrained(tiny_model_dir):
@@ -113,8 +121,49 @@ def test_best_precision_reads_cpu_flags(tmp_path):
     assert best_precision(tmp_path / "with") == "bfloat16"
     assert best_precision(tmp_path / "without") == "float32"
     assert best_precision(tmp_path / "absent") == "float32"
+
+
+@pytest.mark.parametrize("timings", [{"float32": 4.0, "bfloat16": 9.5}, {"float32": 9.5, "bfloat16": 4.0}])
+def test_auto_precision_follows_the_measurement(timings):
+    """`auto` keeps whichever precision the timer found faster, whatever the CPU's flags say."""
+    choice = choose_precision("auto", timer=timings.__getitem__)
+    assert choice.precision == min(timings, key=timings.get)
+    assert choice.timings_ms == timings and choice.setting == "auto"
+    assert f"float32 {timings['float32']:.1f} ms" in choice.describe()
+
+
+def test_auto_precision_leaves_out_what_cannot_run():
+    def timer(precision: str) -> float:
+        if precision == "bfloat16":
+            raise RuntimeError("no bf16 kernel here")
+        return 7.0
+
+    assert choose_precision("auto", timer=timer).precision == "float32"
+
+
+def test_a_set_precision_is_not_measured(tmp_path):
+    def timer(precision: str) -> float:
+        raise AssertionError("measured")
+
+    assert choose_precision("bfloat16", timer=timer) == PrecisionChoice("bfloat16", "bfloat16")
     with pytest.raises(ValueError):
         ModelRegistry(tmp_path, precision="int4")
+
+
+def test_conv_block_timer_runs_in_both_precisions():
+    assert all(conv_block_ms(precision, repeats=1) > 0 for precision in PRECISIONS)
+
+
+def test_results_record_the_measured_choice(tiny_model_dir):
+    """Each job's model metadata carries the precision and the timings `auto` chose it by."""
+    from pipeline.translate import translate
+    from tests.pipeline.conftest import photo_bytes
+
+    choice = choose_precision("auto", timer={"float32": 3.0, "bfloat16": 5.0}.__getitem__)
+    result = translate(photo_bytes(), "day2night", registry=ModelRegistry(tiny_model_dir, precision=choice))
+    for model in result.metadata["models"]:
+        assert model["precision"] == "float32"
+        assert model["precision_timings_ms"] == {"float32": 3.0, "bfloat16": 5.0}
 
 
 def test_models_of_one_architecture_share_one_trace(tmp_path):

@@ -1,6 +1,6 @@
 """Loaded into a test worker with Celery's own `--include` option: makes one stage slow, so a
 test can kill the worker while a job is certainly in the middle of it. Production code has
-no hook for this; the module wraps `worker.tasks._enter_stage` in the worker's main process
+no hook for this; the module wraps `webapp.lifecycle.enter_stage` in the worker's main process
 before its pool process is forked.
 
 SLOW_STAGE (default generator) sleeps SLOW_STAGE_SECONDS (default 3) after it is entered;
@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import time
 
-from worker import tasks
+from webapp import lifecycle
 
-_enter_stage = tasks._enter_stage
+_enter_stage = lifecycle.enter_stage
 STAGE = os.environ.get("SLOW_STAGE", "generator")
 SECONDS = float(os.environ.get("SLOW_STAGE_SECONDS", "3"))
 ONCE = os.environ.get("SLOW_STAGE_ONCE")
 
 
-def _slow_enter_stage(job, stage: str) -> None:
-    _enter_stage(job, stage)
+def _slow_enter_stage(job, held, stage: str, terms) -> None:
+    _enter_stage(job, held, stage, terms)
     if stage == STAGE:
         if ONCE:
             try:
@@ -31,4 +31,4 @@ def _slow_enter_stage(job, stage: str) -> None:
         time.sleep(SECONDS)
 
 
-tasks._enter_stage = _slow_enter_stage
+lifecycle.enter_stage = _slow_enter_stage
