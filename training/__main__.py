@@ -108,6 +108,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
     p.add_argument("--compare-with", metavar="MODEL_DIR",
                    help="a models directory (e.g. the shipped models/) whose outputs fill a column of each sheet")
+    p.add_argument("--classifier", metavar="WEIGHTS",
+                   help="judge with these domain-classifier weights (.weights.h5) instead of the pair's pinned "
+                        "classifier, e.g. to compare classifier recipes on the same photos")
     _runtime_flags(p)
 
     p = commands.add_parser("checkerboard", help="which shift self-ensemble suits each generator of a pair",
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate.evaluate(args.data, args.out, run_dir=args.run_dir, model_dir=args.model_dir,
                                    data_dir=args.data_dir, size=size, grid_rows=args.grid_rows,
                                    max_images=args.max_images, seed=args.seed, raw=args.raw,
-                                   compare_with=args.compare_with)
+                                   compare_with=args.compare_with, classifier_weights=args.classifier)
         print(evaluate.markdown(report))
     elif args.command == "checkerboard":
         from training import evaluate

@@ -126,15 +126,18 @@ def pinned_files(directory: Path | str, builder, *, epochs: int = EPOCHS, seed: 
 
 
 def load_or_train(builder, *, epochs: int = EPOCHS, seed: int = 0, size: int = SIZE, cache: bool = True,
-                  pinned_dir: Path | str | None = PINNED_DIR) -> tuple[keras.Model, dict]:
-    """The pair's classifier and its accuracy on the real test split: the one pinned in `pinned_dir`
-    for exactly this dataset and recipe if there is one (its sha256 checked), else trained here
-    (cached beside the build)."""
+                  pinned_dir: Path | str | None = PINNED_DIR, weights: str | None = None) -> tuple[keras.Model, dict]:
+    """The pair's classifier and its accuracy on the real test split: given `weights`, those; else
+    the one pinned in `pinned_dir` for exactly this dataset and recipe if there is one (its sha256
+    checked); else trained here (cached beside the build)."""
     model = domain_classifier(size)
     pinned, facts_file = pinned_files(pinned_dir or "", builder, epochs=epochs, seed=seed, size=size)
     cached = Path(builder.data_dir) / f"classifier_{size}_e{epochs}_s{seed}_{RECIPE}.weights.h5"
     source = "trained on this machine"
-    if pinned_dir and pinned.is_file():
+    if weights:
+        model.load_weights(weights)
+        source = f"given: {Path(weights).name}"
+    elif pinned_dir and pinned.is_file():
         if sha256_file(pinned) != json.loads(facts_file.read_text())["sha256"]:
             raise ValueError(f"{pinned} does not match the sha256 in {facts_file.name}: re-pin it "
                              "with `python -m training classifier`")
@@ -151,8 +154,8 @@ def load_or_train(builder, *, epochs: int = EPOCHS, seed: int = 0, size: int = S
     per_domain = {int(c): float(np.mean(predicted[y_test == c] == c)) for c in (0, 1)}
     return model, {"test_accuracy": float(np.mean(predicted == y_test)),
                    "balanced_accuracy": float(np.mean(list(per_domain.values()))),
-                   "per_domain": per_domain, "n_test": int(len(y_test)), "epochs": epochs, "recipe": RECIPE,
-                   "source": source}
+                   "per_domain": per_domain, "n_test": int(len(y_test)), "epochs": epochs,
+                   "recipe": None if weights else RECIPE, "source": source}
 
 
 def baseline_rates(model: keras.Model, builder, size: int = SIZE) -> dict[str, dict[str, float]]:

@@ -215,15 +215,17 @@ def _translated(generator, images: np.ndarray, batch: int = 8) -> np.ndarray:
 
 def evaluate(data_path: str, out_dir: Path | str, *, run_dir: str | None = None, model_dir: str | None = None,
              data_dir: str | None = None, size: int = 256, grid_rows: int = 4, max_images: int = 0,
-             seed: int = 0, raw: bool = False, compare_with: str | None = None) -> dict:
+             seed: int = 0, raw: bool = False, compare_with: str | None = None,
+             classifier_weights: str | None = None) -> dict:
     """Evaluate a pair's two directions on its held-out photos beside the naive baselines; write
     report.json, report.md, grid.jpg (input | output | reconstruction) and one sheet per direction
     (`sheet_<direction>.jpg`: input | the `compare_with` models' output, if given | output | colour
-    transfer, the same first held-out photos every time)."""
+    transfer, the same first held-out photos every time). `classifier_weights` judges with those
+    weights instead of the pair's pinned classifier (to compare classifier recipes)."""
     builder = data.build(data_path, data_dir)
     domains = builder.builder_config.domains
     pair_name = Path(data_path).resolve().name
-    model, classifier_facts = classifier.load_or_train(builder, seed=seed)
+    model, classifier_facts = classifier.load_or_train(builder, seed=seed, weights=classifier_weights)
     judge = Judge.of(model, builder, size)
     colours = classifier.domain_colours(builder)
     a2b, b2a, source = generators_of(run_dir, model_dir, pair_name, raw)
