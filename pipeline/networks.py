@@ -64,7 +64,7 @@ class ReflectionPad2D(layers.Layer):
         return tf.concat([x[:, :, p:0:-1], x, x[:, :, -2:-p - 2:-1]], axis=2)
 
     def compute_output_shape(self, shape):
-        grow = lambda n: None if n is None else n + 2 * self.pad  # noqa: E731
+        grow = lambda n: None if n is None else n + 2 * self.pad
         return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
 
     def get_config(self):

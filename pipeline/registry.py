@@ -304,13 +304,6 @@ class ModelRegistry:
             raise ModelError(f"{wanted} is not installed in {self.model_dir}; {MAKE_MODELS_HINT}")
         return self._get(manifest, None)
 
-    def warm_up(self, directions: list[Direction] | None = None, enhance: bool = True) -> None:
-        """Load and trace every model a worker will need, so no job pays for it."""
-        for direction in directions or list(Direction):
-            self.generator(direction).warm_up()
-        if enhance:
-            self.rdn().warm_up()
-
 
 def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, architecture: dict,
                     **facts) -> Manifest:
