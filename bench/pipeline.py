@@ -148,7 +148,7 @@ def main() -> None:
         add("encode", f"512² {fmt}", timed(encode), warm_ms(encode, args.repeats))
 
     shipped = ModelRegistry(Path(__file__).resolve().parent.parent / "models", precision="auto")
-    if shipped.manifests():  # issue 7's target: the installed models, warm, crop → 512 px PNG with RDN
+    if shipped.manifests():  # the service's target: the installed models, warm, crop → 512 px PNG with RDN
         for direction in ("summer2winter", "day2night"):
             run = lambda: translate(data, direction, registry=shipped)  # noqa: B023
             add("translate", f"models/ {direction}, {shipped.precision}, RDN, 12 MP JPEG → 512² PNG",

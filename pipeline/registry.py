@@ -187,7 +187,7 @@ class LoadedModel:
 
     def warm_up(self) -> None:
         """Trace and run the architecture's function once; later models of the same architecture
-        need no run of their own (0.06 s each, worker start-up)."""
+        need no run of their own, which keeps worker start-up short."""
         if self._template.warm:
             return
         size = self.manifest.input_size
