@@ -2,7 +2,7 @@
 
 Defaults make an embedded install that needs no server: SQLite and local storage under
 instance/, and Redis only when one answers (else a broker kept in SQLite). The README's
-configuration table lists the same variables.
+configuration table lists the same variables (tests/test_readme.py holds it to this file).
 """
 
 from __future__ import annotations
