@@ -2,7 +2,7 @@
 
 Defaults make an embedded install that needs no server: SQLite and local storage under
 instance/, and Redis only when one answers (else a broker kept in SQLite). The README's
-configuration table lists the same variables.
+configuration table lists the same variables (tests/test_readme.py holds it to this file).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from pipeline.intake import IntakeLimits
 
 basedir = Path(__file__).resolve().parent
 instance_dir = Path(os.environ.get("INSTANCE_DIR") or basedir / "instance")
@@ -90,8 +92,8 @@ class Config:
     #: auto = bfloat16 where the CPU computes it natively (AVX-512 BF16/AMX), else float32
     INFERENCE_PRECISION = os.environ.get("INFERENCE_PRECISION", "auto")
 
-    MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", 25_000_000)
-    MAX_UPLOAD_PIXELS = _int("MAX_UPLOAD_PIXELS", 40_000_000)
+    MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", IntakeLimits.max_bytes)
+    MAX_UPLOAD_PIXELS = _int("MAX_UPLOAD_PIXELS", IntakeLimits.max_pixels)
 
     WORKER_SOFT_TIME_LIMIT = _int("WORKER_SOFT_TIME_LIMIT", 300)
     WORKER_HARD_TIME_LIMIT = _int("WORKER_HARD_TIME_LIMIT", 360)

@@ -115,7 +115,7 @@ def main() -> None:
     add("decode", "4032×3024 JPEG (12 MP)", timed(lambda: open_photo(data)),
         warm_ms(lambda: open_photo(data), args.repeats))
     box = CropBox.centered(photo.width, photo.height)
-    crop = lambda: crop_and_resize(photo.image, box)  # noqa: E731
+    crop = lambda: crop_and_resize(photo.image, box)
     add("crop_resize", "3024² → 256² Lanczos", timed(crop), warm_ms(crop, args.repeats))
     model_input = _to_batch(crop())
 
@@ -144,13 +144,13 @@ def main() -> None:
 
     pixels = np.asarray(Image.fromarray(np.uint8(np.clip((model_input[0] + 1) * 127.5, 0, 255))).resize((512, 512)))
     for fmt in ("png", "jpeg", "webp"):
-        encode = lambda: _encode(pixels, fmt)  # noqa: E731, B023
+        encode = lambda: _encode(pixels, fmt)  # noqa: B023
         add("encode", f"512² {fmt}", timed(encode), warm_ms(encode, args.repeats))
 
     shipped = ModelRegistry(Path(__file__).resolve().parent.parent / "models", precision="auto")
-    if shipped.manifests():  # issue 7's target: the installed models, warm, crop → 512 px PNG with RDN
+    if shipped.manifests():  # the service's target: the installed models, warm, crop → 512 px PNG with RDN
         for direction in ("summer2winter", "day2night"):
-            run = lambda: translate(data, direction, registry=shipped)  # noqa: E731, B023
+            run = lambda: translate(data, direction, registry=shipped)  # noqa: B023
             add("translate", f"models/ {direction}, {shipped.precision}, RDN, 12 MP JPEG → 512² PNG",
                 timed(run), warm_ms(run, args.repeats))
 

@@ -266,7 +266,7 @@ def main() -> None:
                      statistics.median(d["pipeline_ms"] for d in sequential),
                      statistics.median(over), percentile(over, 95), statistics.median(over_net)])
     record["overhead"] = rows
-    median = lambda key: statistics.median(d[key] for d in sequential)  # noqa: E731
+    median = lambda key: statistics.median(d[key] for d in sequential)
     print(f"\n{len(sequential)} jobs one at a time; server side p50: created → claimed {median('queue_ms'):.1f} ms, "
           f"claimed → finished {median('in_worker_ms'):.1f} ms of which pipeline {median('pipeline_ms'):.1f} ms "
           f"and store {median('store_ms'):.1f} ms:")

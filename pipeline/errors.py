@@ -33,9 +33,6 @@ class InputError(ValueError):
         self.code = InputErrorCode(code)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code.value, "message": self.message}
-
 
 class ModelError(RuntimeError):
     """A model is missing, damaged or does not match its manifest (an operator's problem)."""

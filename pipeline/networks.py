@@ -57,14 +57,14 @@ class ReflectionPad2D(layers.Layer):
         self.pad = pad
 
     def call(self, x):
-        # Mirrored slices joined to the tensor: tf.pad(mode="REFLECT")'s values in half its time
-        # on CPU, where MirrorPad is a slow kernel (bench/generator.py).
+        # Mirrored slices joined to the tensor: tf.pad(mode="REFLECT")'s values without MirrorPad,
+        # a slow kernel on CPU (docs/performance.md).
         p = self.pad
         x = tf.concat([x[:, p:0:-1], x, x[:, -2:-p - 2:-1]], axis=1)
         return tf.concat([x[:, :, p:0:-1], x, x[:, :, -2:-p - 2:-1]], axis=2)
 
     def compute_output_shape(self, shape):
-        grow = lambda n: None if n is None else n + 2 * self.pad  # noqa: E731
+        grow = lambda n: None if n is None else n + 2 * self.pad
         return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
 
     def get_config(self):
@@ -107,10 +107,9 @@ class InstanceNorm(layers.Layer):
 class NarrowConv2D(layers.Conv2D):
     """A stride-1 'valid' convolution to a few channels (the generator's RGB output layer).
 
-    oneDNN computes output channels in blocks of 16, so three of them run at a quarter of its
-    rate: the 7×7 64→3 layer took 28 ms of a 585 ms generator pass, float32, one thread. On
-    2×2 space-to-depth blocks the same sums become a 4×4 convolution to 4 × 3 channels (one per
-    output pixel of a block), 2.2× faster with the same weights (bench/generator.py).
+    oneDNN computes output channels in blocks of 16, so three of them waste most of each block.
+    On 2×2 space-to-depth blocks the same sums become a 4×4 convolution to 4 × 3 channels (one
+    per output pixel of a block): the same weights, fewer wasted lanes (docs/performance.md).
     """
 
     def convolution_op(self, inputs, kernel):
@@ -270,9 +269,8 @@ def flip_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf
     A transposed upsampler prints the same period-4 pattern on every output, tied to the output
     grid, whatever the input. A mirrored input lands under the mirrored pattern (a side of 4k
     pixels maps phase p to 3 − p), so in the mean every part of the pattern that is not
-    symmetric on both axes cancels, while the translation, which mirrors with its input, stays.
-    On the shipped generators it takes the checkerboard from 9–11 dB to 4–7 in five directions of six (Zhu et al.'s
-    transposed generators; the geometric self-ensemble of Lim et al. 2017, EDSR, on two axes).
+    symmetric on both axes cancels, while the translation, which mirrors with its input, stays
+    (the geometric self-ensemble of Lim et al. 2017, EDSR, on two axes).
     """
     def mirror(v: tf.Tensor, i: int) -> tf.Tensor:  # its own inverse
         return tf.reverse(v, _MIRRORS[i]) if _MIRRORS[i] else v
@@ -290,10 +288,8 @@ def shift_ensemble(network: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor,
     every component at quarter frequencies (a, b) with a·step[0] + b·step[1] ≢ 0 (mod 4)
     cancels, 12 of 15, mirror-symmetric ones included, which `flip_ensemble` keeps; a
     translation that moves with its input stays. Which 3 survive depends on the step
-    (SHIFT_STEPS), so each generator is served with the step that leaves its weakest three:
-    the diagonal (1, 1) leaves night → day's shipped generator 7.7 dB of checkerboard on the
-    held-out photos where the mirrors leave 10.9 (README, Models); `bench/pipeline.py` times the
-    shifts at 1.2× the mirrors (inputs 3 % larger; the rest not profiled).
+    (SHIFT_STEPS), so each generator is served with the step that leaves its weakest three
+    (`python -m training checkerboard` measures them).
     """
     pad = CHECKERBOARD_PERIOD
     height, width = tf.shape(x)[1], tf.shape(x)[2]

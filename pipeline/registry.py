@@ -187,7 +187,7 @@ class LoadedModel:
 
     def warm_up(self) -> None:
         """Trace and run the architecture's function once; later models of the same architecture
-        need no run of their own (0.06 s each, worker start-up)."""
+        need no run of their own, which keeps worker start-up short."""
         if self._template.warm:
             return
         size = self.manifest.input_size
@@ -303,13 +303,6 @@ class ModelRegistry:
             wanted = f"RDN model {self.rdn_name!r}" if self.rdn_name else "an RDN model"
             raise ModelError(f"{wanted} is not installed in {self.model_dir}; {MAKE_MODELS_HINT}")
         return self._get(manifest, None)
-
-    def warm_up(self, directions: list[Direction] | None = None, enhance: bool = True) -> None:
-        """Load and trace every model a worker will need, so no job pays for it."""
-        for direction in directions or list(Direction):
-            self.generator(direction).warm_up()
-        if enhance:
-            self.rdn().warm_up()
 
 
 def export_cyclegan(model_dir: Path, pair: Pair, generator_a2b, generator_b2a, architecture: dict,

@@ -242,10 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "export":
         from training import export
 
-        if (Path(args.run_dir) / "rdn_options.json").is_file():
-            from training import rdn
-
-            manifest = rdn.export_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
+        if (Path(args.run_dir) / export.rdn.OPTIONS_FILE).is_file():
+            manifest = export.export_rdn_run(args.run_dir, args.model_dir, name=args.name, dtype=args.dtype)
         else:
             manifest = export.export_cyclegan_run(args.run_dir, args.model_dir, pair=args.pair, dtype=args.dtype,
                                                   self_ensemble=args.self_ensemble, report=args.report, raw=args.raw,

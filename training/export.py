@@ -1,4 +1,5 @@
-"""Export trained networks into a models directory, and import the PyTorch reference's generators.
+"""Export trained networks (CycleGAN pairs, the RDN) into a models directory, and import the PyTorch
+reference's generators.
 
 Everything goes through `pipeline.registry.export_cyclegan` / `export_rdn`, so what is
 exported here is exactly what the pipeline loads (weights, sha256, manifest).
@@ -17,9 +18,9 @@ from pipeline import networks, registry
 from pipeline.crop import MODEL_INPUT_SIZE
 from pipeline.directions import Pair, pair_named
 from pipeline.manifests import Manifest, per_direction, read_manifests, write_manifest
-from training import run_state
+from training import rdn, run_state
 from training.cyclegan import STARTED_FROM
-from training.options import EXPORTED_GENERATORS, CycleGANOptions
+from training.options import EXPORTED_GENERATORS, CycleGANOptions, RDNOptions
 
 
 def git_commit() -> str:
@@ -81,7 +82,7 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
     steps_per_epoch = _steps_per_epoch(run_dir)
     provenance = {
         "data": opts.data,
-        "recipe": {k: v for k, v in opts.to_dict().items() if k not in CycleGANOptions.RUNTIME + ("run_dir",)},
+        "recipe": opts.recipe(),
         "steps": step,
         "epochs_trained": round(step / steps_per_epoch, 2) if steps_per_epoch else None,
         "epochs_planned": opts.epochs + opts.epochs_decay,
@@ -102,6 +103,23 @@ def export_cyclegan_run(run_dir: Path | str, model_dir: Path | str, *, pair: str
         Path(model_dir), exported_pair, g_ab, g_ba, opts.architecture,
         input_size=MODEL_INPUT_SIZE, dtype=dtype, self_ensemble=self_ensemble, trained=True, provenance=provenance,
         metrics=metrics)
+
+
+def export_rdn_run(run_dir: Path | str, model_dir: Path | str, *, name: str = "rdn",
+                   dtype: str = "float32") -> Manifest:
+    """Export an RDN run with its recipe and report into a models directory."""
+    run_dir = Path(run_dir)
+    opts = RDNOptions.load(run_dir / rdn.OPTIONS_FILE)
+    trainer = rdn.RDNTrainer(opts)
+    report_path = run_dir / "report.json"
+    metrics = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    metrics.pop("training", None)
+    provenance = {"data": opts.data, "recipe": opts.recipe(),
+                  "steps": int(trainer.step.numpy()), "code_commit": git_commit(),
+                  "command": f"python -m training rdn --run-dir {run_dir}"}
+    return registry.export_rdn(Path(model_dir), trainer.network, opts.architecture, name=name,
+                               input_size=MODEL_INPUT_SIZE, dtype=dtype, trained=True, provenance=provenance,
+                               metrics=metrics)
 
 
 def installed_generator(model_dir: Path | str, pair: Pair, generator: str, architecture: dict) -> tuple[object, dict]:

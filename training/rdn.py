@@ -21,8 +21,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipeline import networks, registry, weights
-from pipeline.crop import MODEL_INPUT_SIZE
-from pipeline.manifests import RDN, Manifest, read_manifest
+from pipeline.manifests import RDN, read_manifest
 from training import data, runtime
 from training.evaluate import checkerboard_db, separable_blur
 from training.options import RDNOptions
@@ -329,23 +328,3 @@ def train(opts: RDNOptions, progress: bool = True) -> dict:
     (trainer.run_dir / "report.md").write_text(markdown(report))
     return report
 
-
-def export_run(run_dir: Path | str, model_dir: Path | str, *, name: str = "rdn", dtype: str = "float32") -> Manifest:
-    """Export an RDN run with its recipe and report into a models directory."""
-    import json
-
-    from training.export import git_commit
-
-    run_dir = Path(run_dir)
-    opts = RDNOptions.load(run_dir / OPTIONS_FILE)
-    trainer = RDNTrainer(opts)
-    report_path = run_dir / "report.json"
-    metrics = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    metrics.pop("training", None)
-    provenance = {"data": opts.data, "recipe": {k: v for k, v in opts.to_dict().items()
-                                                 if k not in RDNOptions.RUNTIME + ("run_dir",)},
-                  "steps": int(trainer.step.numpy()), "code_commit": git_commit(),
-                  "command": f"python -m training rdn --run-dir {run_dir}"}
-    return registry.export_rdn(Path(model_dir), trainer.network, opts.architecture, name=name,
-                               input_size=MODEL_INPUT_SIZE, dtype=dtype, trained=True, provenance=provenance,
-                               metrics=metrics)

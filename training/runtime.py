@@ -26,7 +26,7 @@ def mixed_policy(choice: str) -> str:
     """The Keras dtype policy for a trainer's `mixed_precision` option.
 
     auto: mixed float16 on a GPU; mixed bfloat16 on a CPU that computes bf16 natively (AVX-512
-    BF16 or AMX: 1.6× the steps/s of float32 at 128 px, ngf 32, measured in docs/training.md);
+    BF16 or AMX; faster than float32 there, docs/performance.md);
     float32 elsewhere. bfloat16 keeps float32's exponent range, so it needs no loss scaling.
     """
     from pipeline.registry import best_precision

@@ -43,7 +43,7 @@ def job_json(job: Job) -> dict:
     direction = job.direction_enum
     succeeded = job.status == JobStatus.SUCCEEDED
     end = job.finished_at or utcnow()
-    file_url = lambda kind: url_for("api.job_file", job_id=job.public_id, kind=kind)  # noqa: E731
+    file_url = lambda kind: url_for("api.job_file", job_id=job.public_id, kind=kind)
     data = {
         "id": job.public_id,
         "status": job.status.value,
@@ -190,7 +190,7 @@ def job_file(job_id: str, kind: str) -> Response:
     elif not succeeded:
         abort(404, description=f"the job is {job.status.value}; its {kind} exists once it has succeeded")
     elif kind == "side-by-side":
-        make = lambda: side_by_side_png(storage().get(job.before_key), storage().get(job.result_key))  # noqa: E731
+        make = lambda: side_by_side_png(storage().get(job.before_key), storage().get(job.result_key))
         data, mime_type = _cached(f"results/{job.public_id}-side-by-side.png", "image/png", make), "image/png"
     else:
         data, mime_type = storage().get(job.before_key if kind == "before" else job.result_key), "image/png"

@@ -62,6 +62,7 @@ def check_models(submission: Submission) -> None:
 
 
 def intake_limits() -> IntakeLimits:
+    """This deployment's upload limits, as the web checks them at submission and the worker again at intake."""
     return IntakeLimits(current_app.config["MAX_UPLOAD_BYTES"], current_app.config["MAX_UPLOAD_PIXELS"])
 
 

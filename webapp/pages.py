@@ -41,16 +41,6 @@ INTERACTIONS = {
 }
 
 
-@bp.app_context_processor
-def _csrf_fallback() -> dict:
-    """`csrf_token()` for templates even where CSRFProtect is not initialised (it normally is)."""
-    if "csrf_token" in current_app.jinja_env.globals:
-        return {}
-    from flask_wtf.csrf import generate_csrf
-
-    return {"csrf_token": generate_csrf}
-
-
 def _find_job(job_id: str) -> dict | None:
     """The job's id, direction and status, or None when there is no such job."""
     if not job_id or len(job_id) > 64:

@@ -32,10 +32,6 @@ class Storage(Protocol):
         """The stored bytes; `KeyError` if there are none."""
         ...
 
-    def exists(self, key: str) -> bool: ...
-
-    def delete(self, key: str) -> None: ...
-
 
 class LocalStorage:
     """Files under one directory; writes are atomic (temporary file, then rename)."""
@@ -64,12 +60,6 @@ class LocalStorage:
         except FileNotFoundError:
             raise KeyError(key) from None
 
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
 
 class S3Storage:
     """Objects in an S3-compatible bucket (AWS, MinIO, Ceph…); credentials the usual AWS way."""
@@ -97,20 +87,6 @@ class S3Storage:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise KeyError(key) from None
-
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 def storage_from_url(url: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Storage:

@@ -20,9 +20,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from pipeline import CropBox, InputError, IntakeLimits, ModelError, TranslateOptions, direction_status
+from pipeline import CropBox, InputError, ModelError, TranslateOptions, direction_status
 from webapp import lifecycle
 from webapp.extensions import db
+from webapp.jobs import intake_limits
 from webapp.models import Job
 from webapp.queue import RUN_JOB
 from webapp.storage import storage
@@ -79,14 +80,13 @@ def _lease_terms() -> lifecycle.LeaseTerms:
 def _translate(job: Job, held: lifecycle.Claim, data: bytes) -> TranslateResult:
     from pipeline.translate import translate
 
-    config = current_app.config
     return translate(
         data,
         job.direction,
         CropBox(*job.crop),
         TranslateOptions(enhance=job.enhance, size=job.size),
         registry=registry(),
-        limits=IntakeLimits(config["MAX_UPLOAD_BYTES"], config["MAX_UPLOAD_PIXELS"]),
+        limits=intake_limits(),
         on_stage=lambda stage: lifecycle.enter_stage(job, held, stage, _lease_terms()),
         include_before=True,
     )

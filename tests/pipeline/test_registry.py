@@ -175,7 +175,8 @@ def test_models_of_one_architecture_share_one_trace(tmp_path):
             net.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in net.get_weights()])
         export_cyclegan(tmp_path, pair, a2b, b2a, {"ngf": 4, "n_blocks": 1})
     models = ModelRegistry(tmp_path)
-    models.warm_up(enhance=False)  # one run for the architecture, none for the other five models
+    for direction in Direction:  # as the worker warms up: one run for the architecture, none for the other five
+        models.generator(direction).warm_up()
     template = models.generator(Direction.DAY2NIGHT)._template
     assert template.warm and template.infer.experimental_get_tracing_count() == 1
     x = np.random.default_rng(0).uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)

@@ -69,7 +69,7 @@ def test_sigterm_stops_a_background_run_with_a_checkpoint_it_resumes_from(make_p
     recipe = ["--data", str(pair), "--data-dir", str(tmp_path / "tfds"), "--size", "32", "--zoom", "1.25",
               "--ngf", "4", "--n-blocks", "1", "--ndf", "4", "--epochs", "500", "--epochs-decay", "0",
               "--save-every", "0", "--mixed-precision", "off"]
-    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `cmd &` in a script
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a script
     process = subprocess.Popen(command + recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=ignore_sigint)
     deadline = time.monotonic() + 240

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.registry import ModelRegistry, write_random_models
-from training import evaluate, rdn
+from training import evaluate, export, rdn
 from training.options import RDNOptions
 
 YY, XX = np.mgrid[:64, :64]
@@ -93,7 +93,7 @@ def test_train_report_and_export(pair_dir, data_dir, tmp_path):
     assert all(np.isfinite(r[m]["psnr"]) for r in again["generator_outputs"].values() for m in ("rdn", "bicubic"))
     assert "summer2winter generator outputs" in (tmp_path / "rdn" / "report.md").read_text()
 
-    manifest = rdn.export_run(opts.run_dir, tmp_path / "models")
+    manifest = export.export_rdn_run(opts.run_dir, tmp_path / "models")
     assert manifest.metrics["bicubic"] == report["bicubic"]
     served = ModelRegistry(tmp_path / "models").rdn()
     assert served(np.zeros((1, 256, 256, 3), np.float32)).shape == (1, 512, 512, 3)
@@ -106,7 +106,7 @@ def test_train_further_with_the_artefact_pass(pair_dir, data_dir, tmp_path):
     opts = RDNOptions(data=str(pair_dir), data_dir=str(data_dir), run_dir=str(tmp_path / "first"), C=2, D=2, G=8,
                       G0=8, patch=16, photo_size=32, batch_size=4, steps=2, lr=1e-3, eval_size=32, save_every=0)
     rdn.train(opts, progress=False)
-    shipped = rdn.export_run(opts.run_dir, tmp_path / "models")
+    shipped = export.export_rdn_run(opts.run_dir, tmp_path / "models")
 
     pair = tmp_path / "summer2winter"  # the test photos, under a pair the pipeline serves
     pair.mkdir()
