@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.intake import IntakeLimits
+from pipeline.options import MAX_OUTPUT_SIDE as DEFAULT_MAX_OUTPUT_SIDE
 
 basedir = Path(__file__).resolve().parent
 instance_dir = Path(os.environ.get("INSTANCE_DIR") or basedir / "instance")
@@ -94,6 +95,8 @@ class Config:
 
     MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", IntakeLimits.max_bytes)
     MAX_UPLOAD_PIXELS = _int("MAX_UPLOAD_PIXELS", IntakeLimits.max_pixels)
+    #: Cap on a result's side in px: a `full` result of a larger crop is made at the cap.
+    MAX_OUTPUT_SIDE = _int("MAX_OUTPUT_SIDE", DEFAULT_MAX_OUTPUT_SIDE)
 
     WORKER_SOFT_TIME_LIMIT = _int("WORKER_SOFT_TIME_LIMIT", 300)
     WORKER_HARD_TIME_LIMIT = _int("WORKER_HARD_TIME_LIMIT", 360)

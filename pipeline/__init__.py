@@ -17,10 +17,10 @@ from pipeline.directions import PAIRS, Direction, Pair
 from pipeline.errors import InputError, InputErrorCode, ModelError
 from pipeline.intake import IntakeLimits, Photo, open_photo
 from pipeline.manifests import Manifest, direction_status, read_manifests
-from pipeline.options import FORMATS, OUTPUT_SIZES, STAGES, TranslateOptions
+from pipeline.options import FORMATS, FULL_SIZE, MAX_OUTPUT_SIDE, OUTPUT_SIZES, STAGES, TranslateOptions
 
 __all__ = [
-    "FORMATS", "OUTPUT_SIZES", "STAGES",
+    "FORMATS", "FULL_SIZE", "MAX_OUTPUT_SIDE", "OUTPUT_SIZES", "STAGES",
     "PAIRS", "CropBox", "Direction", "InputError", "InputErrorCode", "IntakeLimits", "Manifest",
     "ModelError", "Pair", "Photo", "TranslateOptions",
     "direction_status", "open_photo", "read_manifests",

@@ -17,7 +17,7 @@ from pipeline.directions import Direction
 from pipeline.errors import InputError, InputErrorCode, ModelError
 from pipeline.intake import IntakeLimits, open_photo
 from pipeline.manifests import CYCLEGAN, direction_status, read_manifests
-from pipeline.options import FORMATS, OUTPUT_SIZES, TranslateOptions
+from pipeline.options import FORMATS, MAX_OUTPUT_SIDE, OUTPUT_SIZES, TranslateOptions, parse_size
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -34,7 +34,7 @@ def _format_for(path: Path, requested: str | None) -> str:
 
 
 def cmd_translate(args) -> int:
-    options = TranslateOptions(enhance=not args.no_rdn, size=args.size,
+    options = TranslateOptions(enhance=not args.no_rdn, size=args.size, transfer=not args.no_transfer,
                                format=_format_for(args.output, args.format))
     crop = CropBox.parse(args.crop) if args.crop else None
     direction = Direction.parse(args.direction)
@@ -56,7 +56,7 @@ def cmd_translate(args) -> int:
         registry = ModelRegistry(random_registry().model_dir, precision=precision)
     else:
         registry = ModelRegistry(_model_dir(args), rdn_name=args.rdn, precision=precision)
-    result = translate(data, direction, crop, options, registry=registry, limits=limits)
+    result = translate(data, direction, crop, options, registry=registry, limits=limits, max_side=args.max_side)
     args.output.write_bytes(result.data)
     print(json.dumps({"output": str(args.output), **result.metadata}, indent=2))
     return 0
@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", help="square crop 'x,y,size' in pixels of the EXIF-rotated photo "
                                   "(default: the centred largest square)")
     t.add_argument("--no-rdn", action="store_true", help="skip the RDN enhancement")
-    t.add_argument("--size", type=int, default=512, choices=OUTPUT_SIZES, help="output side in px")
+    t.add_argument("--size", type=parse_size, default=512, choices=OUTPUT_SIZES,
+                   help="output side in px, or 'full': the crop's own side (up to --max-side)")
+    t.add_argument("--max-side", type=int, default=MAX_OUTPUT_SIDE, help="cap on the output side in px")
+    t.add_argument("--no-transfer", action="store_true",
+                   help="serve the network's output resized, not carried onto the photo's pixels")
     t.add_argument("--format", choices=sorted(FORMATS), help="output format (default: from -o's suffix)")
     t.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="compute precision (auto: whichever runs a convolution block faster here)")

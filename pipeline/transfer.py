@@ -96,7 +96,8 @@ def apply(coefficients: np.ndarray, photo: np.ndarray, band_pixels: int = BAND_P
     return result
 
 
-def _resized(pixels: np.ndarray, side: int) -> np.ndarray:
+def resized(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Square uint8 pixels Lanczos-resized to side×side (unchanged when already that size)."""
     if pixels.shape[0] == side:
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((side, side), Image.Resampling.LANCZOS))
@@ -111,5 +112,5 @@ def transfer(recipe: np.ndarray, photo: np.ndarray, band_pixels: int = BAND_PIXE
     """
     side = min(recipe.shape[0], photo.shape[0], MODEL_INPUT_SIZE)
     radius = max(1, round(side * RADIUS_FRACTION))
-    coefficients = fit(_resized(photo, side), _resized(recipe, side), radius)
+    coefficients = fit(resized(photo, side), resized(recipe, side), radius)
     return apply(coefficients, photo, band_pixels)

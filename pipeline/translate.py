@@ -1,6 +1,8 @@
 """`translate()`: one uploaded photo → the translated, enhanced result, with stage timings.
 
-Stages: decode → crop_resize → generator → rdn → encode. Pure: no web, queue or database;
+Stages: decode → crop_resize → generator → rdn → transfer → encode. The transfer stage
+(`pipeline.transfer`) carries the network's colours onto the crop at the requested size, up
+to the crop's own side. Pure: no web, queue or database;
 callers learn of stage changes through `on_stage`. Thread-safe: the only shared state is
 the registry's model cache.
 """
@@ -18,8 +20,9 @@ from PIL import Image
 from pipeline.crop import MODEL_INPUT_SIZE, CropBox, crop_and_resize
 from pipeline.directions import Direction
 from pipeline.intake import IntakeLimits, open_photo
-from pipeline.options import FORMATS, TranslateOptions
+from pipeline.options import FORMATS, FULL_SIZE, MAX_OUTPUT_SIDE, TranslateOptions
 from pipeline.registry import ModelRegistry
+from pipeline.transfer import resized, transfer
 
 
 @dataclass
@@ -81,12 +84,15 @@ def translate(
     limits: IntakeLimits | None = None,
     on_stage: Callable[[str], None] | None = None,
     include_before: bool = False,
+    max_side: int = MAX_OUTPUT_SIDE,
 ) -> TranslateResult:
     """Translate the photo in `data` into `direction`'s target domain.
 
     Raises `InputError` for bad input (before any model runs) and `ModelError` when a model
     is missing or damaged. With `include_before`, the result also carries the cropped input
-    at the output size in the same format, for before/after views.
+    at the output size in the same format, for before/after views. `max_side` caps the
+    result's side: a `full` result of a larger crop is made at the cap, and the metadata's
+    `output.capped_from` says so.
     """
     direction = Direction.parse(direction)
     options = options or TranslateOptions()
@@ -97,6 +103,7 @@ def translate(
     clock.start("decode")
     photo = open_photo(data, limits)
     box = (crop or CropBox.centered(photo.width, photo.height)).validate(photo.width, photo.height)
+    side = options.output_side(box.size, max_side)
 
     clock.start("crop_resize")
     model_input = crop_and_resize(photo.image, box, MODEL_INPUT_SIZE)
@@ -111,14 +118,19 @@ def translate(
     else:
         pixels = np.clip(np.rint((translated[0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
+    photo_at_side = None
+    if options.transfer:
+        clock.start("transfer")
+        photo_at_side = np.asarray(crop_and_resize(photo.image, box, side))
+        pixels = transfer(pixels, photo_at_side)
+
     clock.start("encode")
-    if pixels.shape[0] != options.size:
-        resized = Image.fromarray(pixels).resize((options.size, options.size), Image.Resampling.LANCZOS)
-        pixels = np.asarray(resized)
-    encoded = _encode(pixels, options.format)
+    encoded = _encode(resized(pixels, side), options.format)
     before = None
     if include_before:
-        before = _encode(np.asarray(crop_and_resize(photo.image, box, options.size)), options.format)
+        if photo_at_side is None:
+            photo_at_side = np.asarray(crop_and_resize(photo.image, box, side))
+        before = _encode(photo_at_side, options.format)
     clock.stop()
 
     models = [registry.facts(generator)] + ([registry.facts(enhancer)] if enhancer else [])
@@ -127,11 +139,15 @@ def translate(
         "direction": direction.value,
         "crop": box.as_tuple(),
         "source": {"width": photo.width, "height": photo.height, "format": photo.format},
-        "options": {"enhance": options.enhance, "size": options.size, "format": options.format},
+        "options": {"enhance": options.enhance, "size": options.size, "format": options.format,
+                    "transfer": options.transfer},
+        "output": {"width": side, "height": side},
         "models": models,
         "untrained": bool(untrained),
         "timings_ms": clock.timings_ms,
     }
+    if options.size == FULL_SIZE and side < box.size:
+        metadata["output"]["capped_from"] = box.size  # the crop's side, above this server's cap
     if untrained:
         metadata["warning"] = f"made with untrained weights ({', '.join(untrained)}): not a real translation"
-    return TranslateResult(encoded, FORMATS[options.format], options.size, options.size, metadata, before)
+    return TranslateResult(encoded, FORMATS[options.format], side, side, metadata, before)

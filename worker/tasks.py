@@ -89,6 +89,7 @@ def _translate(job: Job, held: lifecycle.Claim, data: bytes) -> TranslateResult:
         limits=intake_limits(),
         on_stage=lambda stage: lifecycle.enter_stage(job, held, stage, _lease_terms()),
         include_before=True,
+        max_side=current_app.config["MAX_OUTPUT_SIDE"],
     )
 
 

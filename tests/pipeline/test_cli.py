@@ -26,6 +26,20 @@ def test_translate_with_random_weights(tmp_path):
     assert '"untrained": true' in proc.stdout
 
 
+@pytest.mark.slow
+def test_translate_full_size_writes_the_crops_own_side(tmp_path):
+    src, out = tmp_path / "big.jpg", tmp_path / "out.jpg"
+    src.write_bytes(photo_bytes(1400, 1100))
+    proc = run_cli("translate", src, "-d", "summer2winter", "--size", "full", "-o", out, "--random-weights")
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out).size == (1100, 1100)
+    assert json.loads(proc.stdout)["output"] == {"width": 1100, "height": 1100}
+    capped = run_cli("translate", src, "-d", "summer2winter", "--size", "full", "--max-side", "800", "-o", out,
+                     "--random-weights")
+    assert Image.open(out).size == (800, 800)
+    assert json.loads(capped.stdout)["output"]["capped_from"] == 1100
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"this is text", "error: not an image"),
     (b"", "error: the file is empty"),

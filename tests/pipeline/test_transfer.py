@@ -5,15 +5,9 @@ import pytest
 from skimage.color import rgb2lab
 from skimage.metrics import structural_similarity
 
-from pipeline.transfer import apply, fit, transfer
+from pipeline.transfer import apply, fit, resized, transfer
 
 RECIPE_SIDE = 128
-
-
-def _resized(pixels: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(pixels).resize((side, side), Image.Resampling.LANCZOS))
 
 
 def _photo(side: int) -> np.ndarray:
@@ -29,7 +23,7 @@ def _photo(side: int) -> np.ndarray:
 def _recipes(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A network-like output of the photo: a colour change that drifts across the picture, and
     the same with a checkerboard artefact on top."""
-    small = _resized(photo, RECIPE_SIDE).astype(np.float32) / 255
+    small = resized(photo, RECIPE_SIDE).astype(np.float32) / 255
     mix = np.array([[0.3, 0.1, 0.2], [0.1, 0.4, 0.1], [0.2, 0.2, 0.8]], np.float32)
     drift = np.linspace(0.6, 1.2, RECIPE_SIDE, dtype=np.float32)[:, None, None]
     clean = np.clip((small @ mix + 0.05) * drift, 0, 1)
@@ -51,20 +45,20 @@ def test_keeps_the_networks_colours(photo):
     clean, recipe = _recipes(photo)
     result = transfer(recipe, photo)
     assert result.shape == photo.shape and result.dtype == np.uint8
-    delta_e = np.linalg.norm(rgb2lab(_resized(result, RECIPE_SIDE)) - rgb2lab(clean), axis=-1)
+    delta_e = np.linalg.norm(rgb2lab(resized(result, RECIPE_SIDE)) - rgb2lab(clean), axis=-1)
     assert delta_e.mean() < 3
 
 
 def test_takes_structure_from_the_photo(photo):
     _, recipe = _recipes(photo)
-    plain = _resized(recipe, photo.shape[0])
+    plain = resized(recipe, photo.shape[0])
     similarity = lambda a: structural_similarity(_luma(a), _luma(photo), data_range=255)  # noqa: E731
     assert similarity(transfer(recipe, photo)) > similarity(plain) + 0.1
 
 
 def test_averages_the_checkerboard_away(photo):
     clean, recipe = _recipes(photo)
-    down = _resized(photo, RECIPE_SIDE)
+    down = resized(photo, RECIPE_SIDE)
     result = transfer(recipe, down).astype(np.float32)
     assert np.abs(result - clean).mean() < 0.5 * np.abs(recipe.astype(np.float32) - clean).mean()
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import STAGES, CropBox, InputError, InputErrorCode, TranslateOptions
+from pipeline import OUTPUT_SIZES, STAGES, CropBox, InputError, InputErrorCode, TranslateOptions
 from pipeline.registry import ModelRegistry
+from pipeline.transfer import resized
 from pipeline.translate import translate
 from tests.pipeline.conftest import photo_bytes
 
@@ -44,18 +45,86 @@ def test_untrained_results_say_so(registry):
     (TranslateOptions(enhance=False, size=256, format="jpeg"), "JPEG", 256),
     (TranslateOptions(enhance=True, size=256, format="webp"), "WEBP", 256),
     (TranslateOptions(enhance=False, size=512, format="png"), "PNG", 512),
+    (TranslateOptions(enhance=True, size=512, format="png", transfer=False), "PNG", 512),
 ])
 def test_options(registry, options, fmt, size):
     result = translate(photo_bytes(), "night2day", options=options, registry=registry, include_before=True)
     assert (decoded(result.data).format, decoded(result.data).size) == (fmt, (size, size))
     assert decoded(result.before).size == (size, size)
     assert ("rdn" in result.metadata["timings_ms"]) is options.enhance
+    assert ("transfer" in result.metadata["timings_ms"]) is options.transfer
+
+
+@pytest.mark.parametrize("size", OUTPUT_SIZES)
+def test_each_output_size(registry, size):
+    """Fixed sizes are served as asked, whatever the crop; `full` is the crop's own side."""
+    result = translate(photo_bytes(700, 600), "summer2winter", options=TranslateOptions(size=size, format="jpeg"),
+                       registry=registry)
+    side = 600 if size == "full" else size
+    assert decoded(result.data).size == (side, side) == (result.width, result.height)
+    assert result.metadata["output"] == {"width": side, "height": side}
+    assert result.metadata["options"]["size"] == size
+
+
+def test_full_size_above_the_cap_is_served_at_the_cap(registry):
+    result = translate(photo_bytes(700, 600), "day2night", options=TranslateOptions(size="full"),
+                       registry=registry, max_side=300, include_before=True)
+    assert decoded(result.data).size == decoded(result.before).size == (300, 300)
+    assert result.metadata["output"] == {"width": 300, "height": 300, "capped_from": 600}
+
+
+def test_a_fixed_size_above_the_cap_is_an_input_error(registry):
+    with pytest.raises(InputError) as err:
+        translate(photo_bytes(), "day2night", options=TranslateOptions(size=1024), registry=registry, max_side=512)
+    assert err.value.code is InputErrorCode.BAD_OPTION and "512" in err.value.message
+
+
+class _RecolouringGenerator:
+    """Stands in for a trained generator: a known colour change, with a checkerboard on top."""
+
+    def __init__(self, real) -> None:
+        self.facts = real.facts
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        mix = np.array([[0.3, 0.1, 0.2], [0.1, 0.4, 0.1], [0.2, 0.2, 0.8]], np.float32)
+        checker = 0.04 * ((np.indices(batch.shape[1:3]).sum(0) % 2) * 2 - 1)[None, ..., None]
+        return np.clip(batch @ mix - 0.2 + checker, -1, 1).astype(np.float32)
+
+
+def _structured_photo(side: int) -> bytes:
+    y, x = np.mgrid[0:side, 0:side] / side
+    base = np.stack([0.5 + 0.4 * np.sin(9 * x + 3 * y), 0.5 + 0.4 * np.cos(7 * y),
+                     0.5 + 0.3 * np.sin(5 * (x + y))], axis=-1)
+    base += 0.15 * (np.sin(120 * x) * np.sin(110 * y) > 0)[..., None]
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(base, 0, 1) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_transfer_keeps_the_networks_colours_and_the_photos_structure(registry, monkeypatch):
+    from skimage.color import rgb2lab
+    from skimage.metrics import structural_similarity
+
+    real = registry.generator("summer2winter")
+    monkeypatch.setattr(registry, "generator", lambda direction: _RecolouringGenerator(real))
+    data = _structured_photo(800)
+    run = lambda **kw: np.asarray(decoded(translate(  # noqa: E731
+        data, "summer2winter", options=TranslateOptions(enhance=False, **kw), registry=registry).data))
+    network = run(size=256, transfer=False)
+    plain, carried = run(size="full", transfer=False), run(size="full")
+    assert np.linalg.norm(rgb2lab(resized(carried, 256)) - rgb2lab(network), axis=-1).mean() < 3
+    luma = lambda a: a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    photo = np.asarray(decoded(data))
+    ssim = lambda a: structural_similarity(luma(a), luma(photo), data_range=255)  # noqa: E731
+    assert ssim(carried) > ssim(plain)
 
 
 def test_bad_options_are_input_errors():
-    with pytest.raises(InputError) as err:
-        TranslateOptions(size=300)
-    assert err.value.code is InputErrorCode.BAD_OPTION
+    for size in (300, "huge", True, "-256"):
+        with pytest.raises(InputError) as err:
+            TranslateOptions(size=size)
+        assert err.value.code is InputErrorCode.BAD_OPTION
+    assert TranslateOptions(size="1024").size == 1024 and TranslateOptions(size="Full").size == "full"
     with pytest.raises(InputError):
         TranslateOptions(format="gif")
 
