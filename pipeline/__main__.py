@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("translate", help="translate one photo")
-    t.add_argument("input", type=Path, help="photo to translate (JPEG, PNG, WebP, GIF, TIFF, BMP)")
+    t.add_argument("input", type=Path, help="photo to translate (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC, AVIF)")
     t.add_argument("-d", "--direction", required=True, help="one of: " + ", ".join(d.value for d in Direction))
     t.add_argument("-o", "--output", type=Path, required=True, help="where to write the result")
     t.add_argument("--crop", help="square crop 'x,y,size' in pixels of the EXIF-rotated photo "

@@ -14,8 +14,13 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from pipeline.errors import InputError, InputErrorCode
+
+# Phones save HEIC/HEIF; pillow-heif reads it as Pillow format "HEIF" (Pillow reads AVIF itself).
+# Its opener applies the file's own rotation and resets the EXIF orientation to match.
+register_heif_opener()
 
 #: Pillow format names accepted as photos. Everything else Pillow can open (EPS, ICO, PSD,
 #: PCX, …) is refused, and so is everything it cannot (SVG, PDF, HTML, …).
@@ -27,6 +32,8 @@ PHOTO_FORMATS: dict[str, str] = {
     "GIF": "image/gif",
     "TIFF": "image/tiff",
     "BMP": "image/bmp",
+    "HEIF": "image/heic",
+    "AVIF": "image/avif",
 }
 MIN_SIDE = 16
 
@@ -90,10 +97,17 @@ _PHOTO_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+#: ISO base media file brands of the phone formats: 'ftyp' at byte 4, then the brand.
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heif": "HEIF", b"mif1": "HEIF",
+                b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
 def _sniff_photo(data: bytes) -> str | None:
     """The photo format whose signature `data` starts with, if any."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return _HEIF_BRANDS[data[8:12]]
     return next((name for magic, name in _PHOTO_MAGIC if data.startswith(magic)), None)
 
 

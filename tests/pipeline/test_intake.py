@@ -177,3 +177,79 @@ def test_broken_exif_is_ignored_not_fatal():
 def test_photo_with_huge_comment_decodes():
     data = photo_bytes(64, 64, comment=b"x" * 60_000)
     assert open_photo(data).image.size == (64, 64)
+
+
+PHONE_FORMATS = ["HEIF", "AVIF"]  # HEIF written by pillow-heif, AVIF by Pillow itself
+
+
+def _phone_photo(fmt: str, image: Image.Image | None = None, **save) -> bytes:
+    buffer = io.BytesIO()
+    (image or Image.open(io.BytesIO(photo_bytes()))).save(buffer, fmt, quality=90, **save)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_phone_formats_decode_like_jpeg(fmt):
+    photo = open_photo(_phone_photo(fmt))
+    assert (photo.format, photo.image.mode, photo.image.size) == (fmt, "RGB", (320, 240))
+    assert photo.mime_type == {"HEIF": "image/heic", "AVIF": "image/avif"}[fmt]
+    expected = np.asarray(Image.open(io.BytesIO(photo_bytes())).convert("RGB"), np.float32)
+    assert np.abs(np.asarray(photo.image, np.float32) - expected).mean() < 8
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_phone_formats_size_is_checked_before_decoding(fmt, monkeypatch):
+    data = _phone_photo(fmt)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded before the size check"))
+    err = refused(data, IntakeLimits(max_pixels=320 * 240 - 1))
+    assert err.code is InputErrorCode.TOO_MANY_PIXELS
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_phone_formats_exif_orientation_is_applied(fmt):
+    stored = Image.new("RGB", (64, 48), "black")
+    stored.paste((255, 0, 0), (0, 0, 32, 16))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = open_photo(_phone_photo(fmt, stored, exif=exif.tobytes())).image
+    assert image.size == (48, 64)
+    red = np.asarray(image, np.int32)[..., 0] > 128
+    assert red[:32, 32:].mean() > 0.8 and red[:, :16].mean() < 0.2  # the mark is now top-right
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_phone_formats_colour_profile_is_converted_to_srgb(fmt, monkeypatch):
+    """The embedded ICC profile reaches the sRGB conversion, as a JPEG's does."""
+    from PIL import ImageCms
+
+    from pipeline import intake
+
+    embedded = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    seen = []
+    convert = ImageCms.profileToProfile
+
+    def spy(image, source, target, **kwargs):
+        seen.append(source.tobytes())
+        return convert(image, source, target, **kwargs)
+
+    monkeypatch.setattr(intake.ImageCms, "profileToProfile", spy)
+    data = _phone_photo(fmt, Image.new("RGB", (64, 64), (200, 80, 40)), icc_profile=embedded)
+    image = open_photo(data).image
+    assert seen == [embedded] and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_phone_formats_take_the_first_image(fmt):
+    frames = [Image.new("RGB", (64, 64), colour) for colour in ((250, 0, 0), (0, 0, 250))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], quality=90)
+    pixel = np.asarray(open_photo(buffer.getvalue()).image)[32, 32]
+    assert pixel[0] > 200 and pixel[2] < 60
+
+
+@pytest.mark.parametrize("fmt", PHONE_FORMATS)
+def test_damaged_phone_formats_are_named(fmt):
+    data = _phone_photo(fmt)
+    err = refused(data[:200])
+    assert err.code in (InputErrorCode.CORRUPT, InputErrorCode.TRUNCATED)
+    assert fmt[:3] in err.message or "truncated" in err.message
