@@ -12,9 +12,12 @@ from __future__ import annotations
 from pipeline import Direction, InputErrorCode, IntakeLimits, TranslateOptions
 from pipeline.crop import MIN_CROP_SIZE
 from pipeline.intake import MIN_SIDE, PHOTO_FORMATS
-from pipeline.options import OUTPUT_SIZES
+from pipeline.options import FULL_SIZE, OUTPUT_SIZES
 from webapp.errors import ApiErrorCode
 from webapp.models import STAGES, JobStatus
+
+#: Sizes the job table stores (an integer column); `full` is offered once it stores the real side.
+_FIXED_SIZES = [s for s in OUTPUT_SIZES if s != FULL_SIZE]
 
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _URL_OR_NULL = {"type": ["string", "null"]}
@@ -64,7 +67,7 @@ def submission_schema(limits: IntakeLimits) -> dict:
                                     "default: the centred largest square"},
             "enhance": {"type": "string", "enum": ["true", "false"], "default": str(_DEFAULT_OPTIONS.enhance).lower(),
                         "x-error-code": InputErrorCode.BAD_OPTION},
-            "size": {"type": "string", "enum": [str(s) for s in OUTPUT_SIZES], "default": str(_DEFAULT_OPTIONS.size),
+            "size": {"type": "string", "enum": [str(s) for s in _FIXED_SIZES], "default": str(_DEFAULT_OPTIONS.size),
                      "x-error-code": InputErrorCode.BAD_OPTION},
         },
     }
@@ -133,7 +136,7 @@ SCHEMAS: dict = {
             "options": {
                 "type": "object",
                 "required": ["enhance", "size"],
-                "properties": {"enhance": {"type": "boolean"}, "size": {"type": "integer", "enum": list(OUTPUT_SIZES)}},
+                "properties": {"enhance": {"type": "boolean"}, "size": {"type": "integer", "enum": list(_FIXED_SIZES)}},
             },
             "attempts": {"type": "integer", "minimum": 0},
             "worker": {**_STRING_OR_NULL, "description": "the worker (name@host) that ran it last"},

@@ -8,11 +8,11 @@ const jobId = root.dataset.jobId;
 const api = `/api/jobs/${encodeURIComponent(jobId)}`;
 
 // Pipeline stages → the four steps a person sees.
-const STEP_OF = { decode: 'crop', crop_resize: 'crop', generator: 'generator', rdn: 'rdn', encode: 'save', store: 'save' };
+const STEP_OF = { decode: 'crop', crop_resize: 'crop', generator: 'generator', rdn: 'rdn', transfer: 'save', encode: 'save', store: 'save' };
 const STEPS = ['crop', 'generator', 'rdn', 'save'];
 const STAGE_TEXT = {
   decode: 'Reading your photo…', crop_resize: 'Cropping and resizing…', generator: 'CycleGAN is repainting the scene…',
-  rdn: 'RDN is sharpening the detail…', encode: 'Saving the result…', store: 'Saving the result…',
+  rdn: 'RDN is sharpening the detail…', transfer: 'Carrying the colours onto your photo…', encode: 'Saving the result…', store: 'Saving the result…',
 };
 
 let delay = 1000;

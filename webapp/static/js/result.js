@@ -7,7 +7,7 @@ const jobId = root.dataset.jobId;
 const interaction = root.dataset.interaction;
 
 const MODULES = { scratch: './scratch.js', 'hover-focus': './focus.js', 'scroll-reveal': './reveal.js' };
-const STAGE_NAMES = { decode: 'Decode', crop_resize: 'Crop & resize', generator: 'CycleGAN', rdn: 'RDN', encode: 'Encode', store: 'Store' };
+const STAGE_NAMES = { decode: 'Decode', crop_resize: 'Crop & resize', generator: 'CycleGAN', rdn: 'RDN', transfer: 'Transfer', encode: 'Encode', store: 'Store' };
 
 function cap(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
 
