@@ -276,7 +276,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Evaluation: {report['pair']}", "",
         f"Source: `{json.dumps(report['source'])}`; held-out photos of `{report['data']}` at {report['size']} px.", "",
-        f"Domain classifier (real photos + naive translations as negatives; {c['source']}): accuracy on real "
+        f"Domain classifier ({'real photos + naive translations as negatives; ' if c.get('recipe') else ''}"
+        f"{c['source']}): accuracy on real "
         f"held-out photos {c['test_accuracy']:.1%} ({per}; {c['n_test']} photos).", "",
         "Target rate (classified as the target domain) and KID ×10³ to the target domain's real held-out photos "
         "(classifier features; lower is closer), the model beside the naive translations of the same photos:", "",

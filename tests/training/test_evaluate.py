@@ -34,7 +34,7 @@ def test_evaluate_a_run_writes_json_markdown_and_grid(tiny_options, photos_of, t
     assert "| warm2cold |" in text and "histogram matching" in text
     assert (tmp_path / "eval" / "grid.jpg").stat().st_size > 0
     for direction in ("warm2cold", "cold2warm"):  # input | output | colour transfer, 2 held-out photos each
-        assert Image.open(tmp_path / "eval" / f"sheet_{direction}.jpg").size == (3 * 32, 2 * 32)
+        assert Image.open(tmp_path / "eval" / f"sheet_{direction}.jpg").size == (3 * 32 + 2 * 4, 2 * 32 + 4)
     assert report["classifier"]["source"] == "trained on this machine"  # no pinned one for this dataset
 
 
