@@ -206,10 +206,14 @@ def classify(model: keras.Model, images, batch: int = 64) -> np.ndarray:
     return np.argmax(model.predict(_resized(model, images), batch_size=batch, verbose=0), axis=1)
 
 
-def features(model: keras.Model, images, batch: int = 64) -> np.ndarray:
-    """The classifier's pooled penultimate features [N, 192] of uint8 images or [-1, 1] floats."""
-    extractor = keras.Model(model.inputs, model.get_layer("features").output)
-    return extractor.predict(_resized(model, images), batch_size=batch, verbose=0).astype(np.float64)
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The classifier up to its pooled penultimate features [N, 192]: what KID compares."""
+    return keras.Model(model.inputs, model.get_layer("features").output)
+
+
+def features(extractor: keras.Model, images, batch: int = 64) -> np.ndarray:
+    """`feature_extractor`'s features of uint8 images or [-1, 1] floats."""
+    return extractor.predict(_resized(extractor, images), batch_size=batch, verbose=0).astype(np.float64)
 
 
 def kid(x: np.ndarray, y: np.ndarray) -> float:

@@ -145,17 +145,19 @@ class Judge:
     target rate and KID of any set of translated photos."""
 
     model: keras.Model
+    extractor: keras.Model
     real_features: tuple[np.ndarray, np.ndarray]
 
     @classmethod
     def of(cls, model: keras.Model, builder, size: int) -> Judge:
-        return cls(model, tuple(classifier.features(model, data.load_images(builder, "test", d, size))
-                                for d in (0, 1)))
+        extractor = classifier.feature_extractor(model)
+        return cls(model, extractor, tuple(classifier.features(extractor, data.load_images(builder, "test", d, size))
+                                           for d in (0, 1)))
 
     def figures(self, images, target: int) -> dict[str, float]:
         """Target rate and KID (to the target domain's real held-out photos) of uint8 or [-1, 1] images."""
         return {"target_rate": float(np.mean(classifier.classify(self.model, images) == target)),
-                "kid": classifier.kid(classifier.features(self.model, images), self.real_features[target])}
+                "kid": classifier.kid(classifier.features(self.extractor, images), self.real_features[target])}
 
 
 def evaluate_direction(forward, backward, images: np.ndarray, judge: Judge, target: int, batch: int = 8) -> dict:
